@@ -26,8 +26,9 @@ from rankroute.data.errors import DataError
 from rankroute.route.base import Router
 from rankroute.serve.config import GatewayConfig
 from rankroute.serve.errors import GatewayError, error_response
-from rankroute.serve.gateway import Gateway, prompt_id_for
+from rankroute.serve.gateway import Gateway, prompt_id_for, shared_state_error
 from rankroute.serve.guardrails import Hook
+from rankroute.serve.limits import SharedStateUnavailable
 from rankroute.serve.ui import mount_ui
 
 log = logging.getLogger("rankroute.serve")
@@ -189,7 +190,7 @@ def create_app(
 
     @app.get("/v1/models", tags=["openai"])
     async def models(request: Request) -> dict[str, Any]:
-        gateway.authenticate(request)
+        await gateway.authenticate(request)
         now = int(time.time())
         return {
             "object": "list",
@@ -224,21 +225,27 @@ def create_app(
     @app.get("/admin/keys", tags=["admin"])
     async def list_keys(request: Request) -> dict[str, Any]:
         gateway.check_admin(request)
+        await gateway.store.refresh_keys()
+        keys = gateway.store.list_keys()
+        try:
+            books = await gateway.budgets.snapshot(k.key_id for k in keys)
+        except SharedStateUnavailable as exc:
+            raise shared_state_error(exc) from exc
         return {
             "data": [
-                {
-                    **k.public(),
-                    "spent_usd": gateway.budgets.spent.get(k.key_id, 0.0),
-                    "reserved_usd": gateway.budgets.reserved.get(k.key_id, 0.0),
-                }
-                for k in gateway.store.list_keys()
+                {**k.public(), "spent_usd": books[k.key_id][0], "reserved_usd": books[k.key_id][1]}
+                for k in keys
             ]
         }
 
     @app.delete("/admin/keys/{key_id}", tags=["admin"])
     async def revoke_key(request: Request, key_id: str) -> dict[str, Any]:
         gateway.check_admin(request)
-        if not await gateway.store.revoke_key(key_id):
+        try:
+            revoked = await gateway.revoke_key(key_id)
+        except SharedStateUnavailable as exc:
+            raise shared_state_error(exc) from exc
+        if not revoked:
             raise GatewayError(404, f"no live key {key_id!r}", type="not_found_error", code="key_not_found")
         return {"key_id": key_id, "revoked": True}
 
@@ -259,7 +266,7 @@ def create_app(
     @app.post("/v1/feedback", tags=["learning"])
     async def feedback(request: Request, item: Feedback) -> dict[str, Any]:
         """Store a rating as an Outcome, or a preference as a Battle, in the outcome store."""
-        gateway.authenticate(request)
+        await gateway.authenticate(request)
         return await record_feedback(gateway, item)
 
     mount_ui(app, gateway)

@@ -89,14 +89,27 @@ class KeysConfig(_Strict):
 
 
 class CacheConfig(_Strict):
+    """Exact-match response cache: in process, or in Redis (shared by replicas) with storage.redis_url."""
+
     enabled: bool = False
     ttl_s: float = Field(default=600.0, gt=0)
     max_entries: int = Field(default=10_000, gt=0)
+    sampled: bool = Field(
+        default=False, description="also cache requests without temperature 0 or a seed (sampled answers)"
+    )
 
 
 class StorageConfig(_Strict):
     ledger: str = Field(default="rankroute-gateway.sqlite", description="SQLite path or postgresql:// DSN")
-    redis_url: str | None = Field(default=None, description="shared rate-limit state across replicas")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by replicas: rate limits, budgets, revocations and the response cache",
+    )
+    hold_ttl_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="seconds a budget hold lives: a crashed replica's holds come back after this",
+    )
     outcome_store: str | None = Field(default=None, description="DuckDB outcome store that feedback goes to")
 
 

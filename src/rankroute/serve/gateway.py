@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from rankroute.route.base import Router
 from rankroute.serve.balancer import CircuitBreaker, DeploymentState, order_deployments
-from rankroute.serve.cache import ResponseCache, cache_key, is_deterministic
+from rankroute.serve.cache import RedisResponseCache, ResponseCache, cache_key, is_cacheable
 from rankroute.serve.config import GatewayConfig, RouterModelConfig
 from rankroute.serve.errors import GatewayError, bad_request
 from rankroute.serve.guardrails import (
@@ -37,7 +37,16 @@ from rankroute.serve.guardrails import (
     redact_pii,
     redact_pii_output,
 )
-from rankroute.serve.limits import BudgetExceeded, Budgets, RateLimited, RateLimiter, RedisRateLimiter
+from rankroute.serve.limits import (
+    BudgetExceeded,
+    Budgets,
+    Hold,
+    RateLimited,
+    RateLimiter,
+    RedisBudgets,
+    RedisRateLimiter,
+    SharedStateUnavailable,
+)
 from rankroute.serve.local import LocalModels
 from rankroute.serve.storage import GatewayStore, VirtualKey
 from rankroute.serve.upstream import UpstreamError, UpstreamPool, UpstreamResponse
@@ -75,7 +84,7 @@ class Call:
     path: str
     model: str
     key: VirtualKey | None
-    held: float
+    hold: Hold | None
     started: float
     prompt: str
     input_estimate: int
@@ -109,6 +118,11 @@ class Metrics:
         self.cache_hits = Counter(
             "rankroute_cache_hits", "Responses served from cache", registry=self.registry
         )
+
+
+def shared_state_error(exc: SharedStateUnavailable) -> GatewayError:
+    """Redis down: refuse (503) rather than serve a key whose budget or revocation cannot be checked."""
+    return GatewayError(503, str(exc), type="server_error", code="shared_state_unavailable")
 
 
 def prompt_id_for(text: str) -> str:
@@ -180,14 +194,18 @@ class Gateway:
             self.hooks_before.append(redact_pii)
             self.hooks_after.append(redact_pii_output)
         self._hooks_rewrite = bool(hooks_before) or config.guardrails.redact_pii
-        self.cache = (
-            ResponseCache(config.cache.ttl_s, config.cache.max_entries) if config.cache.enabled else None
-        )
+        redis_url, cache = config.storage.redis_url, config.cache
+        self.cache: ResponseCache | None = None
+        if cache.enabled:
+            self.cache = (
+                RedisResponseCache(redis_url, cache.ttl_s, cache.max_entries)
+                if redis_url
+                else ResponseCache(cache.ttl_s, cache.max_entries)
+            )
         self.store = GatewayStore(config.storage.ledger)
-        self.budgets = Budgets()
-        self.limiter: RateLimiter = (
-            RedisRateLimiter(config.storage.redis_url) if config.storage.redis_url else RateLimiter()
-        )
+        hold_ttl_s = config.storage.hold_ttl_s
+        self.budgets: Budgets = RedisBudgets(redis_url, hold_ttl_s) if redis_url else Budgets(hold_ttl_s)
+        self.limiter: RateLimiter = RedisRateLimiter(redis_url) if redis_url else RateLimiter()
         self.local = LocalModels([d for d in config.deployments if d.local is not None])
         self.metrics = Metrics()
         self.recent: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
@@ -207,7 +225,7 @@ class Gateway:
             if unknown:
                 log.warning("router %s knows models with no deployment: %s (they are skipped)", name, unknown)
         await self.store.open()
-        self.budgets.spent.update(await self.store.spend_by_key())
+        await self.budgets.load(await self.store.spend_by_key())
         await self.local.start()
         self.started = True
 
@@ -216,6 +234,9 @@ class Gateway:
             await task
         for pool in self.pools.values():
             await pool.aclose()
+        await self.budgets.close()
+        if self.cache is not None:
+            await self.cache.close()
         await self.store.close()
         await self.local.close()
         if isinstance(self.limiter, RedisRateLimiter):
@@ -235,7 +256,10 @@ class Gateway:
         return {"ready": bool(healthy) and self.started, "deployments": deployments}
 
     # auth -------------------------------------------------------------------------------------------------
-    def authenticate(self, request: Request) -> VirtualKey | None:
+    async def authenticate(self, request: Request) -> VirtualKey | None:
+        """The caller's live key. A key unknown here is looked up in the shared database (another replica
+        may have created it); with Redis, every request also checks the shared revocation set, so a key
+        revoked on any replica is refused by all of them from the next request on."""
         header = request.headers.get("authorization", "")
         secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not secret:
@@ -245,6 +269,16 @@ class Gateway:
                 )
             return None
         key = self.store.lookup(secret)
+        if key is None:
+            key = await self.store.find_key(secret)
+        if key is not None and self.budgets.shared:
+            try:
+                revoked = await self.budgets.is_revoked(key.key_id)
+            except SharedStateUnavailable as exc:
+                raise shared_state_error(exc) from exc
+            if revoked:
+                self.store.mark_revoked(key.key_id)
+                key = None
         if key is None and self.config.keys.required:
             raise GatewayError(
                 401, "invalid or revoked API key", type="authentication_error", code="invalid_api_key"
@@ -323,10 +357,17 @@ class Gateway:
         task.add_done_callback(self._background.discard)
 
     # the request path -------------------------------------------------------------------------------------
+    async def revoke_key(self, key_id: str) -> bool:
+        """Revoke in the key store and, with Redis, in the set every replica checks."""
+        revoked = await self.store.revoke_key(key_id)
+        if revoked:
+            await self.budgets.revoke(key_id)
+        return revoked
+
     async def handle(self, request: Request, path: str) -> Response:
         started = time.perf_counter()
         request_id = "rr-" + uuid.uuid4().hex
-        key = self.authenticate(request)
+        key = await self.authenticate(request)
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -385,9 +426,9 @@ class Gateway:
             )
 
         ckey = None
-        if self.cache is not None and is_deterministic(body):
-            ckey = cache_key(path, raw)
-            hit = self.cache.get(ckey)
+        if self.cache is not None and is_cacheable(body, sampled=self.config.cache.sampled):
+            ckey = cache_key(path, body)
+            hit = await self.cache.get(ckey)
             if hit is not None:
                 self.metrics.cache_hits.inc()
                 content, headers = hit
@@ -407,7 +448,7 @@ class Gateway:
                     content, media_type="application/json", headers={**headers, "x-rankroute-cache": "hit"}
                 )
 
-        held = 0.0
+        hold = None
         if key is not None and key.budget_usd is not None:
             if max_tokens is None:
                 max_tokens = DEFAULT_MAX_TOKENS
@@ -417,18 +458,25 @@ class Gateway:
                 s.config.cost(input_estimate, max_tokens) for g in decision.groups for s in self.states[g]
             )
             try:
-                held = self.budgets.reserve(key.key_id, key.budget_usd, worst)
+                hold = await self.budgets.reserve(key.key_id, key.budget_usd, worst)
             except BudgetExceeded as exc:
                 raise GatewayError(429, str(exc), type="insufficient_quota", code="budget_exceeded") from exc
+            except SharedStateUnavailable as exc:
+                raise shared_state_error(exc) from exc
 
-        call = Call(request_id, path, model, key, held, started, text, input_estimate)
+        call = Call(request_id, path, model, key, hold, started, text, input_estimate)
         payload: bytes | None = None if changed else raw
         try:
             return await self._try_groups(call, decision, body, payload, stream, ckey)
         except BaseException:
-            if held:
-                self.budgets.settle(key.key_id if key else None, held, 0.0)
+            self._release(call)
             raise
+
+    def _release(self, call: Call) -> None:
+        """Give a request's hold back unspent (no answer was produced); a no-op once settled."""
+        if call.hold is not None:
+            self.budgets.settle(call.hold, 0.0)
+            call.hold = None
 
     async def _try_groups(
         self,
@@ -481,9 +529,7 @@ class Gateway:
                         state.breaker.record_success()
                         return self._local_stream(call, decision, group, state, result)
                     return self._finish(call, decision, group, state, result, ckey)
-        if call.held:
-            self.budgets.settle(call.key.key_id if call.key else None, call.held, 0.0)
-            call.held = 0.0
+        self._release(call)
         status = (
             504
             if last_status == 504
@@ -563,7 +609,7 @@ class Gateway:
         headers = self._headers(call, decision, group, dep.name, upstream_s)
         headers["x-rankroute-cost-usd"] = f"{cost:.8f}"
         if ckey is not None and self.cache is not None:
-            self.cache.put(ckey, content, headers)
+            self._spawn(self.cache.put(ckey, content, headers))
         return Response(content, media_type="application/json", headers=headers)
 
     def _headers(
@@ -588,13 +634,12 @@ class Gateway:
         self, call: Call, deployment: str | None, in_tokens: int, out_tokens: int, cost: float, status: int
     ) -> float:
         """Book the real cost (never more than what was held for a budgeted key) and write the ledger row."""
-        key_id = call.key.key_id if call.key else None
-        if call.held:
-            cost = min(cost, call.held)
-            self.budgets.settle(key_id, call.held, cost)
-            call.held = 0.0
-        elif key_id is not None:
-            self.budgets.settle(key_id, 0.0, cost)
+        if call.hold is not None:
+            cost = min(cost, call.hold.amount)
+            self.budgets.settle(call.hold, cost)
+            call.hold = None
+        elif call.key is not None:
+            self.budgets.book(call.key.key_id, cost)
         self._book(
             call.request_id,
             call.key,
@@ -680,9 +725,8 @@ class Gateway:
         state.observe_ttft(ttft * 1000, max(call.input_estimate // 4, 1))
         headers = self._headers(call, decision, group, dep.name, ttft)
         self._remember_stream(first, call.prompt, group)
-        return StreamingResponse(
-            self._relay(call, state, resp, first, chunks), media_type="text/event-stream", headers=headers
-        )
+        relay = _Relay(self, call, state, resp, chunks)
+        return _ClosingStream(relay.body(first), relay.close, media_type="text/event-stream", headers=headers)
 
     def _remember_stream(self, first: bytes, prompt: str, group: str) -> None:
         start = first.find(b'"id":"')
@@ -690,55 +734,6 @@ class Gateway:
             end = first.find(b'"', start + 6)
             if end > start:
                 self._remember(first[start + 6 : end].decode(errors="replace"), prompt, group, None)
-
-    async def _relay(
-        self,
-        call: Call,
-        state: DeploymentState,
-        resp: UpstreamResponse,
-        first: bytes,
-        chunks: AsyncGenerator[bytes, None],
-    ) -> AsyncIterator[bytes]:
-        """Relay SSE bytes; after the first byte a failure ends the stream with an error event."""
-        dep = state.config
-        usage_tail = b""
-        deltas = 0
-        status = 200
-        try:
-            chunk = first
-            while True:
-                deltas += chunk.count(b'"delta"') + chunk.count(b'"text"')
-                if b'"usage"' in chunk or usage_tail:
-                    usage_tail = (usage_tail + chunk)[-4096:]
-                yield chunk
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
-            state.breaker.record_success()
-        except UpstreamError as exc:
-            status = 502
-            state.breaker.record_failure()
-            self.metrics.upstream_errors.labels(dep.name).inc()
-            log.warning(
-                "request %s: stream from %s broke mid-way: %s", call.request_id, dep.name, type(exc).__name__
-            )
-            error = {
-                "error": {
-                    "message": f"upstream {dep.name} failed mid-stream",
-                    "type": "server_error",
-                    "code": "upstream_stream_broken",
-                }
-            }
-            yield b"data: " + json.dumps(error).encode() + b"\n\n"
-        finally:
-            state.in_flight -= 1
-            await chunks.aclose()
-            resp.close()
-            in_tokens, out_tokens = _usage_from_sse(usage_tail)
-            if not out_tokens:
-                in_tokens, out_tokens = call.input_estimate // 4, deltas
-            self._settle(call, dep.name, in_tokens, out_tokens, dep.cost(in_tokens, out_tokens), status)
 
     def _local_stream(
         self,
@@ -766,6 +761,108 @@ class Gateway:
         return StreamingResponse(
             _sse_from_completion(parsed, call.path), media_type="text/event-stream", headers=headers
         )
+
+
+CLIENT_CLOSED = 499
+"""Ledger status of a stream the client dropped before its end (nginx's convention)."""
+
+
+class _Relay:
+    """One upstream stream relayed to one client; `close` runs exactly once however the stream ends.
+
+    The end may be normal, an upstream failure mid-way, or the client going away before the first byte
+    was sent (the body generator then never starts, so its own `finally` would never run) or mid-stream
+    (the generator is left suspended at a `yield`). `_ClosingStream` calls `close` in every case, so the
+    deployment's in-flight count drops, the upstream connection is dropped and the budget hold is settled
+    with what was produced, at once rather than at garbage collection or never.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        call: Call,
+        state: DeploymentState,
+        resp: UpstreamResponse,
+        chunks: AsyncGenerator[bytes, None],
+    ) -> None:
+        self.gateway, self.call, self.state, self.resp, self.chunks = gateway, call, state, resp, chunks
+        self.usage_tail = b""
+        self.deltas = 0
+        self.status = CLIENT_CLOSED
+        self.closed = False
+
+    async def body(self, first: bytes) -> AsyncIterator[bytes]:
+        """Relay SSE bytes; after the first byte a failure ends the stream with an error event."""
+        dep = self.state.config
+        try:
+            chunk = first
+            while True:
+                self.deltas += chunk.count(b'"delta"') + chunk.count(b'"text"')
+                if b'"usage"' in chunk or self.usage_tail:
+                    self.usage_tail = (self.usage_tail + chunk)[-4096:]
+                yield chunk
+                try:
+                    chunk = await self.chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+            self.status = 200
+            self.state.breaker.record_success()
+        except UpstreamError as exc:
+            self.status = 502
+            self.state.breaker.record_failure()
+            self.gateway.metrics.upstream_errors.labels(dep.name).inc()
+            log.warning(
+                "request %s: stream from %s broke mid-way: %s",
+                self.call.request_id,
+                dep.name,
+                type(exc).__name__,
+            )
+            error = {
+                "error": {
+                    "message": f"upstream {dep.name} failed mid-stream",
+                    "type": "server_error",
+                    "code": "upstream_stream_broken",
+                }
+            }
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.state.in_flight -= 1
+        try:
+            await self.chunks.aclose()
+        except (RuntimeError, UpstreamError):  # still running in a cancelled task, or the socket broke
+            pass
+        finally:
+            self.resp.close()
+        in_tokens, out_tokens = _usage_from_sse(self.usage_tail)
+        if not out_tokens:
+            in_tokens, out_tokens = self.call.input_estimate // 4, self.deltas
+        dep = self.state.config
+        self.gateway._settle(
+            self.call, dep.name, in_tokens, out_tokens, dep.cost(in_tokens, out_tokens), self.status
+        )
+
+
+class _ClosingStream(StreamingResponse):
+    """A StreamingResponse that always closes its relay, even when the client left before the first byte."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            closer = getattr(self.body_iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+            await self._on_close()
 
 
 def _usage_from_sse(tail: bytes) -> tuple[int, int]:

@@ -1,15 +1,32 @@
 """Per-key budgets (reserve worst case, settle real cost) and per-key request/token rate limits.
 
-The event loop is single-threaded and reserve() does not await between its check and its update, so the
-check-and-reserve is atomic: concurrent requests can never jointly reserve past a key's budget.
+`Budgets` keeps the books of one replica in memory: the event loop is single-threaded and reserve() does
+not await between its check and its update, so concurrent requests can never jointly reserve past a key's
+budget. `RedisBudgets` keeps them in Redis for several replicas: each reserve and settle is one Lua script,
+which Redis runs atomically, so replicas hammering one key still never reserve past its budget. The spend
+ledger (SQLite/PostgreSQL) stays the durable record: a starting replica raises each key's shared spend to
+at least what the ledger holds.
+
+Every hold carries a time-to-live (`hold_ttl_s`): a replica that crashes mid-request cannot keep its holds,
+they lapse and the budget comes back. The cost is one documented over-run: a request that outlives its hold
+still books its real cost (at most what it held), which may then pass the budget by at most that one request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+import uuid
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("rankroute.serve")
+
+DEFAULT_HOLD_TTL_S = 900.0
+"""A hold outlives any sane request (timeouts x retries); past this it is treated as a crashed replica's."""
 
 
 class BudgetExceeded(Exception):
@@ -21,29 +38,221 @@ class BudgetExceeded(Exception):
         )
 
 
-@dataclass
+class SharedStateUnavailable(Exception):
+    """The shared backend (Redis) did not answer: the request is refused rather than run unbudgeted."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """USD held against a key's budget for one request until it is settled, released or lapses."""
+
+    key_id: str
+    hold_id: str
+    amount: float
+
+
 class Budgets:
-    """Spent and reserved USD per key."""
+    """Spent and held USD per key, in this process (one replica); revocations live in the key store."""
 
-    spent: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    reserved: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    shared = False
 
-    def reserve(self, key_id: str, budget: float | None, worst_cost: float) -> float:
-        """Hold `worst_cost` against the key's budget, or raise BudgetExceeded; returns the amount held."""
-        if budget is None:
+    def __init__(self, hold_ttl_s: float = DEFAULT_HOLD_TTL_S, clock: Callable[[], float] = time.monotonic):
+        self.hold_ttl_s = hold_ttl_s
+        self._clock = clock
+        self.spent: dict[str, float] = defaultdict(float)
+        """Spend per key as this replica last saw it (exact here; a recent mirror in shared backends)."""
+        self._holds: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+
+    async def load(self, ledger_spent: dict[str, float]) -> None:
+        """Start from the ledger's spend (never lowering what is already known)."""
+        for key_id, amount in ledger_spent.items():
+            self.spent[key_id] = max(self.spent[key_id], amount)
+
+    def _reserved(self, key_id: str) -> float:
+        holds = self._holds.get(key_id)
+        if not holds:
             return 0.0
-        committed = self.spent[key_id] + self.reserved[key_id]
-        if committed + worst_cost > budget + 1e-12:
-            raise BudgetExceeded(key_id, budget, committed, worst_cost)
-        self.reserved[key_id] += worst_cost
-        return worst_cost
+        now = self._clock()
+        for hold_id in [h for h, (_, expires) in holds.items() if expires <= now]:
+            del holds[hold_id]
+        return sum(amount for amount, _ in holds.values())
 
-    def settle(self, key_id: str | None, held: float, actual_cost: float) -> None:
-        """Release the hold and book the real cost."""
-        if key_id is None:
-            return
-        self.reserved[key_id] = max(0.0, self.reserved[key_id] - held)
-        self.spent[key_id] += actual_cost
+    async def reserve(self, key_id: str, budget: float, amount: float) -> Hold:
+        """Hold `amount` against the key's budget, or raise BudgetExceeded."""
+        committed = self.spent[key_id] + self._reserved(key_id)
+        if committed + amount > budget + 1e-12:
+            raise BudgetExceeded(key_id, budget, committed, amount)
+        hold = Hold(key_id, uuid.uuid4().hex, amount)
+        self._holds[key_id][hold.hold_id] = (amount, self._clock() + self.hold_ttl_s)
+        return hold
+
+    def settle(self, hold: Hold, cost: float) -> None:
+        """Drop the hold and book the real cost (0 releases it)."""
+        holds = self._holds.get(hold.key_id)
+        if holds is not None:
+            holds.pop(hold.hold_id, None)
+        self.spent[hold.key_id] += cost
+
+    def book(self, key_id: str, cost: float) -> None:
+        """Book spend of a key without a budget (nothing was held)."""
+        self.spent[key_id] += cost
+
+    async def snapshot(self, key_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """(spent, reserved) per key, lapsed holds dropped."""
+        return {k: (self.spent.get(k, 0.0), self._reserved(k)) for k in key_ids}
+
+    async def revoke(self, key_id: str) -> None:
+        """Revocation is the key store's job in one replica (its in-memory cache is the only copy)."""
+
+    async def is_revoked(self, key_id: str) -> bool:
+        return False
+
+    async def drain(self) -> None:
+        """Wait for settlements still on their way to a shared backend (none here)."""
+
+    async def close(self) -> None:
+        await self.drain()
+
+
+# One script per operation: Redis runs each atomically. Keys are hash-tagged per virtual key ({key_id}), so
+# a key's three entries share a cluster slot. The clock is Redis's own (TIME), so replicas' clocks never
+# disagree about when a hold lapses.
+_PURGE_AND_SUM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+local reserved = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do reserved = reserved + tonumber(v) end
+"""
+_RESERVE = (
+    _PURGE_AND_SUM
+    + """
+local amount = tonumber(ARGV[2])
+if spent + reserved + amount > tonumber(ARGV[3]) + 1e-12 then
+  return {0, tostring(spent), tostring(reserved)}
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
+return {1, tostring(spent), tostring(reserved)}
+"""
+)
+_SNAPSHOT = _PURGE_AND_SUM + "return {tostring(spent), tostring(reserved)}"
+_SETTLE = """
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if tonumber(ARGV[2]) > 0 then return redis.call('INCRBYFLOAT', KEYS[1], ARGV[2]) end
+return redis.call('GET', KEYS[1]) or '0'
+"""
+_RAISE_TO = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] end
+return tostring(current)
+"""
+REVOKED_SET = "rankroute:revoked"
+
+
+def _budget_keys(key_id: str) -> list[str]:
+    base = f"rankroute:budget:{{{key_id}}}"
+    return [f"{base}:spent", f"{base}:holds", f"{base}:expiry"]
+
+
+class RedisBudgets(Budgets):
+    """Budgets and revocations shared by every replica that points at the same Redis."""
+
+    shared = True
+
+    def __init__(self, url: str, hold_ttl_s: float = DEFAULT_HOLD_TTL_S) -> None:
+        super().__init__(hold_ttl_s)
+        import redis.asyncio as redis_asyncio
+
+        self._redis: Any = redis_asyncio.from_url(url)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._settle = self._redis.register_script(_SETTLE)
+        self._snapshot = self._redis.register_script(_SNAPSHOT)
+        self._raise_to = self._redis.register_script(_RAISE_TO)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def _run(self, what: str, script: Any, keys: list[str], args: list[Any]) -> Any:
+        import redis
+
+        try:
+            return await script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise SharedStateUnavailable(f"shared budget store (Redis) failed to {what}: {exc}") from exc
+
+    async def load(self, ledger_spent: dict[str, float]) -> None:
+        for key_id, amount in ledger_spent.items():
+            shared = await self._run("load spend", self._raise_to, _budget_keys(key_id)[:1], [repr(amount)])
+            self.spent[key_id] = float(shared)
+
+    async def reserve(self, key_id: str, budget: float, amount: float) -> Hold:
+        hold = Hold(key_id, uuid.uuid4().hex, amount)
+        ok, spent, reserved = await self._run(
+            "reserve",
+            self._reserve,
+            _budget_keys(key_id),
+            [hold.hold_id, repr(amount), repr(budget), repr(self.hold_ttl_s)],
+        )
+        self.spent[key_id] = float(spent)
+        if not int(ok):
+            raise BudgetExceeded(key_id, budget, float(spent) + float(reserved), amount)
+        return hold
+
+    def settle(self, hold: Hold, cost: float) -> None:
+        self._spawn(self._settle_now(hold.key_id, hold.hold_id, cost))
+
+    def book(self, key_id: str, cost: float) -> None:
+        if cost > 0:
+            self._spawn(self._settle_now(key_id, "", cost))
+
+    async def _settle_now(self, key_id: str, hold_id: str, cost: float) -> None:
+        try:
+            spent = await self._run("settle", self._settle, _budget_keys(key_id), [hold_id, repr(cost)])
+            self.spent[key_id] = float(spent)
+        except SharedStateUnavailable:
+            # the ledger row is written regardless; the hold lapses after hold_ttl_s
+            log.exception("settling key %s in Redis failed", key_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def snapshot(self, key_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        await self.drain()
+        out = {}
+        for key_id in key_ids:
+            spent, reserved = await self._run("read", self._snapshot, _budget_keys(key_id), [])
+            out[key_id] = (float(spent), float(reserved))
+            self.spent[key_id] = float(spent)
+        return out
+
+    async def revoke(self, key_id: str) -> None:
+        import redis
+
+        try:
+            await self._redis.sadd(REVOKED_SET, key_id)
+        except redis.RedisError as exc:
+            raise SharedStateUnavailable(f"shared key store (Redis) failed to revoke: {exc}") from exc
+
+    async def is_revoked(self, key_id: str) -> bool:
+        import redis
+
+        try:
+            return bool(await self._redis.sismember(REVOKED_SET, key_id))
+        except redis.RedisError as exc:
+            raise SharedStateUnavailable(f"shared key store (Redis) failed to answer: {exc}") from exc
+
+    async def drain(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
+    async def close(self) -> None:
+        await self.drain()
+        await self._redis.aclose()
 
 
 class RateLimited(Exception):

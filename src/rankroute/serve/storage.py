@@ -188,11 +188,18 @@ class GatewayStore:
 
     async def open(self) -> None:
         await self._db.open()
+        await self.refresh_keys()
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def refresh_keys(self) -> None:
+        """Reload every key from the database (replicas sharing it create and revoke keys too)."""
         rows = await self._db.fetchall(
             "SELECT key_hash, key_id, name, budget_usd, rpm, tpm, created_at, revoked_at FROM gateway_keys"
         )
-        self._by_hash = {r[0]: VirtualKey(*r[1:]) for r in rows}
-        self._writer = asyncio.create_task(self._write_loop())
+        for row in rows:
+            known = self._by_hash.get(row[0])
+            if known is None or known.revoked_at is None:
+                self._by_hash[row[0]] = VirtualKey(*row[1:])
 
     async def close(self) -> None:
         self._closing = True
@@ -206,6 +213,26 @@ class GatewayStore:
         """The live (not revoked) key for a presented secret, or None."""
         key = self._by_hash.get(hash_key(secret))
         return key if key is not None and key.revoked_at is None else None
+
+    async def find_key(self, secret: str) -> VirtualKey | None:
+        """Look a key up in the database (another replica may have created or revoked it) and cache it."""
+        digest = hash_key(secret)
+        rows = await self._db.fetchall(
+            "SELECT key_id, name, budget_usd, rpm, tpm, created_at, revoked_at FROM gateway_keys"
+            " WHERE key_hash = ?",
+            (digest,),
+        )
+        if not rows:
+            return None
+        key = VirtualKey(*rows[0])
+        self._by_hash[digest] = key
+        return key if key.revoked_at is None else None
+
+    def mark_revoked(self, key_id: str) -> None:
+        """Refuse a key in this replica's cache (another replica revoked it)."""
+        for digest, key in self._by_hash.items():
+            if key.key_id == key_id and key.revoked_at is None:
+                self._by_hash[digest] = VirtualKey(**{**key.__dict__, "revoked_at": time.time()})
 
     async def create_key(
         self, name: str, budget_usd: float | None = None, rpm: int | None = None, tpm: int | None = None
@@ -227,6 +254,8 @@ class GatewayStore:
 
     async def revoke_key(self, key_id: str) -> bool:
         """Revoke at once in memory (so the next request is refused), then on disk."""
+        if not any(k.key_id == key_id for k in self._by_hash.values()):
+            await self.refresh_keys()
         for digest, key in self._by_hash.items():
             if key.key_id == key_id and key.revoked_at is None:
                 revoked = VirtualKey(**{**key.__dict__, "revoked_at": time.time()})
