@@ -7,6 +7,7 @@ from rankroute.route.cascade import CascadeRouter
 from rankroute.route.classifier import ClassifierRouter
 from rankroute.route.curves import aiq, apgr, cpt, hull_aiq, non_decreasing_convex_hull, pgr
 from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, TfidfEncoder, default_encoder
+from rankroute.route.ensemble import EnsembleRouter
 from rankroute.route.evaluate import RouterEvaluation, baseline_routers, default_routers, evaluate_routers
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
@@ -20,6 +21,6 @@ __all__ += ["split_by_prompt"]
 __all__ += ["RouterEvaluation", "aiq", "apgr", "cpt", "hull_aiq", "non_decreasing_convex_hull", "pgr"]
 __all__ += ["Calibration", "CostQualityCurve", "baseline_routers", "default_routers", "evaluate_routers"]
 __all__ += ["choose_willingness_to_pay", "held_out_check"]
-__all__ += ["CascadeRouter", "ClassifierRouter", "KNNRouter", "MatrixFactorizationRouter"]
+__all__ += ["CascadeRouter", "ClassifierRouter", "EnsembleRouter", "KNNRouter", "MatrixFactorizationRouter"]
 __all__ += ["MiniLMEncoder", "PromptEncoder", "TfidfEncoder", "default_encoder"]
 __all__ += ["learned_routers", "load_router", "make_router", "save_router"]

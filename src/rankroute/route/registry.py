@@ -11,6 +11,7 @@ from rankroute.route.base import Router
 from rankroute.route.cascade import CascadeRouter
 from rankroute.route.classifier import ClassifierRouter
 from rankroute.route.embeddings import PromptEncoder
+from rankroute.route.ensemble import EnsembleRouter
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
 
@@ -20,6 +21,7 @@ LEARNED_ROUTERS: dict[str, Callable[..., Router]] = {
     "mlp": lambda **params: ClassifierRouter(**{"kind": "mlp", **params}),
     "mf": MatrixFactorizationRouter,
     "cascade": CascadeRouter,
+    "ensemble": EnsembleRouter,
 }
 
 BASELINE_ROUTERS = {
