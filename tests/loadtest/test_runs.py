@@ -88,7 +88,8 @@ def test_duration_bound_stops_the_run() -> None:
 
 
 def test_sweep_doubles_concurrency_and_finds_a_knee_when_the_server_saturates() -> None:
-    """The scripted server answers from one event loop; past a few users its throughput stops growing."""
+    """The scripted server is latency-bound (it waits, costing no CPU): two users nearly double its
+    throughput, and the sweep stops where growth falls below 5% or at the cap."""
     with ScriptedServer(Script(ttft_s=0.02, itl_s=0.005, tokens=8)) as server:
         config = LoadTestConfig(base_url=server.base_url, requests=12, warmup_requests=1)
         result = sweep(config, ["x"], max_concurrency=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 
 import pytest
@@ -11,40 +12,53 @@ from rankroute.loadtest import LoadTestConfig, Script, ScriptedServer, run_load_
 
 pytestmark = pytest.mark.network
 
-# The server waits TTFT before the first token and ITL between tokens, on a timetable fixed at arrival.
+# The server writes the first token TTFT after the request arrived and the next ones ITL apart.
 TTFT_MS, ITL_MS, TOKENS = 60.0, 15.0, 8
-# The client can never see a token before the server sends it (lower bounds). Spans between tokens are
-# measured to the millisecond; TTFT also holds the client's own request-sending time, which on a
-# CPU-starved 2-core CI box (load average 10+) reaches ~15 ms, so its upper bound is looser.
-ITL_TOLERANCE_MS = 1.0
-DECODE_TOLERANCE_MS = 2.0
-TTFT_TOLERANCE_MS = 20.0
+# The bound: the measured medians match the script within a millisecond. On a quiet machine the
+# measured TTFT is ~0.7-0.9 ms over the script (the server ~0.1 ms late; the request's and the token's trips
+# over loopback, each through Python on both ends, ~0.3 ms each; docs/benchmarks.md, scripted timing).
+TOLERANCE_MS = 1.0
+# When the box runs more jobs than half its cores (CI's shared 2-core runner sits at load average 10+) the
+# client and server wait for a core before reads and writes, a few ms each time: TTFT, which holds two such
+# trips per request, gets a margin then, and the decode span (one trip, the last chunk) a smaller one.
+# ITL is a difference of two arrivals on one connection and keeps the millisecond bound whatever the load.
+LOADED = os.getloadavg()[0] > (os.cpu_count() or 1) / 2
+TTFT_MARGIN_MS = 15.0 if LOADED else 0.0
+DECODE_MARGIN_MS = 1.0 if LOADED else 0.0
 
 
 def test_ttft_itl_and_tokens_match_the_script() -> None:
     script = Script(ttft_s=TTFT_MS / 1000, itl_s=ITL_MS / 1000, tokens=TOKENS, prompt_tokens=7)
     with scripted_server_process(script) as url:
-        config = LoadTestConfig(base_url=url, concurrency=2, requests=16, warmup_requests=2, max_tokens=64)
+        config = LoadTestConfig(base_url=url, concurrency=2, requests=32, warmup_requests=2, max_tokens=64)
         run = run_load_test(config, ["hello there"])
     measured = [r for r in run.results if not r["warmup"]]
-    assert len(measured) == 16 and all(r["ok"] for r in measured)
+    assert len(measured) == 32 and all(r["ok"] for r in measured)
     assert {r["output_tokens"] for r in measured} == {TOKENS}
     assert {r["input_tokens"] for r in measured} == {7}
     assert {r["tokens_counted_by"] for r in measured} == {"usage"}
     ttft = [r["ttft_ms"] for r in measured]
     itl = [r["itl_ms"] for r in measured]
-    latency = [r["latency_ms"] for r in measured]
-    assert min(ttft) >= TTFT_MS - 1.0
-    assert statistics.median(ttft) <= TTFT_MS + TTFT_TOLERANCE_MS
-    assert abs(statistics.median(itl) - ITL_MS) <= ITL_TOLERANCE_MS
-    decode = [total - first for total, first in zip(latency, ttft, strict=True)]
-    assert abs(statistics.median(decode) - (TOKENS - 1) * ITL_MS) <= DECODE_TOLERANCE_MS
+    decode = [r["latency_ms"] - r["ttft_ms"] for r in measured]
+    # what the server actually did, by its own clock from the request's arrival
+    server_first = [r["server_timings"]["first_token_ms"] for r in measured]
+    # a token is seen after it was sent, and sent no earlier than the script says
+    assert all(seen > sent >= TTFT_MS for seen, sent in zip(ttft, server_first, strict=True))
+    assert statistics.median(ttft) - TTFT_MS <= TOLERANCE_MS + TTFT_MARGIN_MS
+    # the load tester's own error: its TTFT minus the server's, i.e. the request's and the token's trips
+    own_error = [seen - sent for seen, sent in zip(ttft, server_first, strict=True)]
+    assert statistics.median(own_error) <= TOLERANCE_MS + TTFT_MARGIN_MS
+    assert abs(statistics.median(itl) - ITL_MS) <= TOLERANCE_MS
+    assert abs(statistics.median(decode) - (TOKENS - 1) * ITL_MS) <= TOLERANCE_MS + DECODE_MARGIN_MS
+    # the load tester's own time before a request left (building it) is kept apart, not hidden
+    assert all(r["before_send_ms"] is not None and r["before_send_ms"] > 0 for r in measured)
     summary = run.summary
-    assert summary.requests == 16 and summary.succeeded == 16
+    assert summary.requests == 32 and summary.succeeded == 32
     assert summary.output_tokens.mean == TOKENS
     assert summary.itl_ms.p50 == pytest.approx(statistics.median(itl))
+    assert summary.before_send_ms is not None and summary.before_send_ms.count == 32
     # one warm-up request per user was sent but is not in the summary
-    assert len(run.results) == 18 and sum(r["warmup"] for r in run.results) == 2
+    assert len(run.results) == 34 and sum(r["warmup"] for r in run.results) == 2
 
 
 def test_tokens_come_from_usage_not_stream_chunks() -> None:

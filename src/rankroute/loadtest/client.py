@@ -2,6 +2,11 @@
 token counts from the server's `usage` (asked for with `stream_options.include_usage`) or a real tokenizer.
 
 Stream chunks are never counted as tokens: servers pack several tokens into one chunk under load.
+
+TTFT and latency run from the moment the request goes to the network (httpcore's first trace event: TCP
+connect on a new connection, else sending the request head), so they hold the network and the server but
+not the load tester's own ~0.5 ms of request building; that time, and any wait for a free connection, is
+kept apart as `before_send_ms`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class RequestResult:
     ttft_ms: float | None = None
     itl_ms: float | None = None
     latency_ms: float = 0.0
+    before_send_ms: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     tokens_counted_by: str | None = None
@@ -87,6 +93,12 @@ async def timed_request(
 ) -> RequestResult:
     """Send one streamed request and time it; never raises for a failed request (it is a result too)."""
     start = time.perf_counter()
+    sent: list[float] = []
+
+    async def on_network(event: str, info: dict[str, Any]) -> None:
+        if not sent and event.endswith(".started"):
+            sent.append(time.perf_counter())
+
     first: float | None = None
     last: float | None = None
     usage: dict[str, Any] | None = None
@@ -95,7 +107,9 @@ async def timed_request(
     chunks = 0
     result = RequestResult(index=index, start_s=start - origin, end_s=start - origin)
     try:
-        async with client.stream("POST", url, json=body, headers=headers) as response:
+        async with client.stream(
+            "POST", url, json=body, headers=headers, extensions={"trace": on_network}
+        ) as response:
             result.status = response.status_code
             if response.status_code >= 400:
                 detail = (await response.aread()).decode(errors="replace")[:300]
@@ -103,6 +117,7 @@ async def timed_request(
                 return _failed(result, origin, kind, f"HTTP {response.status_code}: {detail}")
             buffer = b""
             async for data in response.aiter_raw():  # read to the end: a drained connection is reused
+                arrived = time.perf_counter()  # a token's time is when its bytes came, not when parsed
                 buffer += data
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
@@ -121,9 +136,8 @@ async def timed_request(
                         )
                     text = _chunk_text(chunk)
                     if text:
-                        now = time.perf_counter()
-                        first = first if first is not None else now
-                        last = now
+                        first = first if first is not None else arrived
+                        last = arrived
                         chunks += 1
                         text_parts.append(text)
                     if chunk.get("usage"):
@@ -139,6 +153,9 @@ async def timed_request(
     result.end_s = end - origin
     result.chunks = chunks
     result.server_timings = timings
+    if sent:
+        result.before_send_ms = (sent[0] - start) * 1000.0
+        start = sent[0]
     if first is None:
         result.latency_ms = (end - start) * 1000.0
         result.error_kind, result.error = "empty", "the stream carried no tokens"

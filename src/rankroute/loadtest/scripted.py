@@ -2,21 +2,25 @@
 between tokens, a fixed number of tokens, optional failures. It checks that the load tester measures what
 the server did, and measures the load tester's own overhead (a server that costs nothing).
 
-Bare asyncio (no web framework) so the server adds as little time of its own as possible.
+One thread per connection on blocking sockets (no web framework), each token written at an absolute
+deadline with `time.sleep` (clock_nanosleep: ~0.1 ms late), with TCP_NODELAY. An asyncio version was
+0.6-0.8 ms late per token: epoll's timeout is whole milliseconds, rounded up. The final chunk carries the
+server's own `timings` (what it actually did, from the request's arrival) so a test can tell the
+server's lateness from the client's measurement error.
 `python -m rankroute.loadtest.scripted --port 8123 --ttft-ms 0 --itl-ms 0` runs it in its own process.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,124 +40,135 @@ class Script:
 
 
 class ScriptedServer:
-    """Serve `Script` on 127.0.0.1 from a background thread with its own event loop (`with` starts/stops)."""
+    """Serve `Script` on 127.0.0.1 from background threads (`with` starts/stops)."""
 
     def __init__(self, script: Script | None = None, port: int = 0) -> None:
         self.script = script or Script()
         self.port = port
         self.requests = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        self._count_lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._connections: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> ScriptedServer:
-        self._thread = threading.Thread(target=self._run, name="scripted-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("scripted server did not start")
+        listener = socket.create_server(("127.0.0.1", self.port), backlog=1024)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        accept = threading.Thread(target=self._accept, name="scripted-accept", daemon=True)
+        accept.start()
+        self._threads.append(accept)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        if self._thread is not None:
-            self._thread.join(5)
+        """Stop accepting, end open connections (a blocked read returns), wait for the threads."""
+        self._closing.set()
+        if self._listener is not None:
+            with suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        for connection in list(self._connections):
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            thread.join(5)
 
-    async def _shutdown(self) -> None:
-        """Close the listener, end open connections, then stop the loop (no task left dangling)."""
-        if self._server is not None:
-            self._server.close()
-        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        asyncio.get_running_loop().stop()
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closing.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait per token
+            self._connections.add(connection)
+            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
 
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self.handle, "127.0.0.1", self.port)
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One keep-alive connection: read requests until the client closes it."""
+    def _serve(self, connection: socket.socket) -> None:
+        """One keep-alive connection: answer requests until the client closes it."""
+        reader = connection.makefile("rb")
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                received = time.perf_counter()
+            while not self._closing.is_set():
+                request_line = reader.readline()
+                received = time.perf_counter()  # the script's clock starts when the request arrives
+                if not request_line:
+                    return
                 length = 0
-                for line in head.split(b"\r\n")[1:]:
+                while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value.strip())
-                body = json.loads(await reader.readexactly(length)) if length else {}
-                self.requests += 1
-                await self._answer(writer, body, received, self.requests)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                body = json.loads(reader.read(length)) if length else {}
+                with self._count_lock:
+                    self.requests += 1
+                    number = self.requests
+                self._answer(connection, body, received, number)
+        except (OSError, ValueError):
             pass
         finally:
-            writer.close()
+            self._connections.discard(connection)
+            reader.close()
+            connection.close()
 
-    async def _answer(
-        self, writer: asyncio.StreamWriter, body: dict[str, Any], received: float, number: int
-    ) -> None:
+    def _answer(self, connection: socket.socket, body: dict[str, Any], received: float, number: int) -> None:
         script = self.script
         if script.fail_every and number % script.fail_every == 0:
             message = json.dumps({"error": {"message": "scripted failure"}}).encode()
-            writer.write(
+            connection.sendall(
                 f"HTTP/1.1 {script.fail_status} Error\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(message)}\r\n\r\n".encode()
                 + message
             )
-            await writer.drain()
             return
-        writer.write(
+        connection.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         tokens = min(script.tokens, int(body.get("max_tokens") or script.tokens))
         chat = "messages" in body
-        loop = asyncio.get_running_loop()
-        start = loop.time() - (time.perf_counter() - received)  # the schedule starts when the request arrived
         sent = 0
+        first = last = received
         while sent < tokens:
             count = min(script.tokens_per_chunk, tokens - sent)
-            due = start + script.ttft_s + (sent + count - 1) * script.itl_s
-            delay = due - loop.time()
+            delay = received + script.ttft_s + (sent + count - 1) * script.itl_s - time.perf_counter()
             if delay > 0:
-                await asyncio.sleep(delay)
+                time.sleep(delay)
             text = "tok" * count
             choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
-            _event(writer, {"object": "chunk", "choices": [choice]})
-            await writer.drain()
+            last = time.perf_counter()
+            first = last if sent == 0 else first
+            connection.sendall(_event({"object": "chunk", "choices": [choice]}))
             sent += count
-        final: dict[str, Any] = {"object": "chunk", "choices": []}
+        final: dict[str, Any] = {
+            "object": "chunk",
+            "choices": [],
+            # what the server did, in milliseconds from the request's arrival
+            "timings": {
+                "first_token_ms": (first - received) * 1000,
+                "last_token_ms": (last - received) * 1000,
+            },
+        }
         if script.include_usage:
             final["usage"] = {
                 "prompt_tokens": script.prompt_tokens,
                 "completion_tokens": tokens,
                 "total_tokens": script.prompt_tokens + tokens,
             }
-        _event(writer, final)
-        _chunk(writer, b"data: [DONE]\n\n")
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        connection.sendall(_event(final) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
-def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
-    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _event(writer: asyncio.StreamWriter, payload: dict[str, Any]) -> None:
-    _chunk(writer, b"data: " + json.dumps(payload).encode() + b"\n\n")
+def _event(payload: dict[str, Any]) -> bytes:
+    return _chunk(b"data: " + json.dumps(payload).encode() + b"\n\n")
 
 
 @contextmanager

@@ -59,6 +59,7 @@ class LoadSummary(BaseModel):
     output_tokens: Distribution
     input_tokens: Distribution
     tokens_counted_by: dict[str, int]
+    before_send_ms: Distribution | None = None  # the load tester's own time before a request left
     concurrency: int | None = None
     rate: float | None = None
     resources: dict[str, Any] | None = None
@@ -100,4 +101,5 @@ def summarize(results: Sequence[RequestResult], slo: SLO | None = None) -> LoadS
         output_tokens=Distribution.of([float(r.output_tokens or 0) for r in good]),
         input_tokens=Distribution.of([float(r.input_tokens or 0) for r in good]),
         tokens_counted_by=dict(Counter(r.tokens_counted_by or "unknown" for r in good)),
+        before_send_ms=Distribution.of([r.before_send_ms for r in good]),
     )
