@@ -5,7 +5,10 @@ still names the project's root conftest)."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,3 +99,48 @@ def gateway_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
         return {"deployments": deployments, "storage": storage, **extra}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not found (apt-get install -y redis-server)")
+    pytest.importorskip("redis", reason="needs the redis client: pip install 'rankroute[serve]'")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="rankroute-redis-")
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.skip("redis-server did not start")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)

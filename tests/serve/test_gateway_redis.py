@@ -3,61 +3,10 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-
 import pytest
-from gateway_harness import free_port, gateway_config, mock_upstream, run_gateway  # noqa: F401 (fixtures)
+from gateway_harness import gateway_config, mock_upstream, redis_url, run_gateway  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not found (apt-get install -y redis-server)")
-    pytest.importorskip("redis", reason="needs the redis client: pip install 'rankroute[serve]'")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="rankroute-redis-")
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.skip("redis-server did not start")
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_two_replicas_share_one_rate_limit(redis_url, mock_upstream, gateway_config, tmp_path) -> None:

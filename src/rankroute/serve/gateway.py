@@ -8,6 +8,7 @@ Bodies are forwarded as the client's bytes whenever nothing in them must change,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import Request
@@ -833,12 +835,7 @@ class _Relay:
             return
         self.closed = True
         self.state.in_flight -= 1
-        try:
-            await self.chunks.aclose()
-        except (RuntimeError, UpstreamError):  # still running in a cancelled task, or the socket broke
-            pass
-        finally:
-            self.resp.close()
+        self.resp.close()
         in_tokens, out_tokens = _usage_from_sse(self.usage_tail)
         if not out_tokens:
             in_tokens, out_tokens = self.call.input_estimate // 4, self.deltas
@@ -846,10 +843,18 @@ class _Relay:
         self.gateway._settle(
             self.call, dep.name, in_tokens, out_tokens, dep.cost(in_tokens, out_tokens), self.status
         )
+        with anyio.CancelScope(shield=True), contextlib.suppress(RuntimeError, UpstreamError):
+            await self.chunks.aclose()  # RuntimeError: still running in a cancelled task
 
 
 class _ClosingStream(StreamingResponse):
-    """A StreamingResponse that always closes its relay, even when the client left before the first byte."""
+    """A StreamingResponse that watches for the client leaving and then always closes its relay.
+
+    Starlette stops watching for disconnects under ASGI 2.4 (uvicorn's sends after a disconnect just
+    return), so a dropped client would keep pulling the upstream to its end, or hold the budget until the
+    upstream's timeout when it stalls; here the disconnect cancels the relay at once, whether it comes
+    before the first byte or mid-stream.
+    """
 
     def __init__(self, content: AsyncIterator[bytes], on_close: Any, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
@@ -857,12 +862,22 @@ class _ClosingStream(StreamingResponse):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            async with anyio.create_task_group() as group:
+
+                async def stream_then_stop() -> None:
+                    with contextlib.suppress(OSError):  # the client went away (ASGI 2.4 servers raise)
+                        await self.stream_response(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(stream_then_stop)
+                await self.listen_for_disconnect(receive)
+                group.cancel_scope.cancel()
         finally:
-            closer = getattr(self.body_iterator, "aclose", None)
-            if closer is not None:
-                await closer()
-            await self._on_close()
+            with anyio.CancelScope(shield=True):
+                closer = getattr(self.body_iterator, "aclose", None)
+                if closer is not None:
+                    await closer()
+                await self._on_close()
 
 
 def _usage_from_sse(tail: bytes) -> tuple[int, int]:
