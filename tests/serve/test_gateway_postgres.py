@@ -8,15 +8,20 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from gateway_harness import free_port, gateway_config, mock_upstream, start_gateway  # noqa: F401 (fixtures)
 
 from rankroute.serve.storage import GatewayStore
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
+
+CHAT = {"model": "small", "messages": [{"role": "user", "content": "x"}]}
 
 
 def _as_postgres_user(args: list[str]) -> list[str]:
@@ -95,3 +100,68 @@ def test_gateway_books_requests_in_postgres(postgres_dsn, mock_upstream, start_g
         with gw.admin() as admin:
             rows = admin.get("/admin/spend").json()["data"]
     assert request_id in [r["request_id"] for r in rows]
+
+
+def _priced(upstream_url: str, postgres_dsn: str) -> dict[str, Any]:
+    """Two replicas of this config share budgets through PostgreSQL alone (no Redis)."""
+    deployment = {
+        "name": "small",
+        "base_url": upstream_url,
+        "input_price_per_m": 1000.0,
+        "output_price_per_m": 1000.0,
+    }
+    return {"deployments": [deployment], "keys": {"required": True}, "storage": {"ledger": postgres_dsn}}
+
+
+def test_replicas_on_postgres_alone_never_spend_past_a_budget(
+    postgres_dsn, mock_upstream, start_gateway
+) -> None:
+    upstream = mock_upstream(delay_s=0.01)
+    budget = 0.3
+    config = _priced(upstream.url, postgres_dsn)
+    with start_gateway(config) as first, start_gateway(config) as second:
+        with first.admin() as admin:
+            created = admin.post("/admin/keys", json={"name": "pg", "budget_usd": budget}).json()
+
+        async def burst() -> list[httpx.Response]:
+            headers = {"authorization": f"Bearer {created['key']}"}
+            body = {**CHAT, "max_tokens": 16}
+            async with (
+                httpx.AsyncClient(base_url=first.url, headers=headers, timeout=30) as a,
+                httpx.AsyncClient(base_url=second.url, headers=headers, timeout=30) as b,
+            ):
+                return await asyncio.gather(
+                    *((a if i % 2 else b).post("/v1/chat/completions", json=body) for i in range(50))
+                )
+
+        statuses = [r.status_code for r in asyncio.run(burst())]
+        with second.admin() as admin:
+            rows = admin.get("/admin/spend", params={"limit": 1000}).json()["data"]
+            book = next(
+                k for k in admin.get("/admin/keys").json()["data"] if k["key_id"] == created["key_id"]
+            )
+            assert admin.delete(f"/admin/keys/{created['key_id']}").status_code == 200
+        with first.client(created["key"]) as http:  # revoked on the other replica: refused here at once
+            refused = http.post("/v1/chat/completions", json={**CHAT, "max_tokens": 16})
+    assert set(statuses) == {200, 429} and statuses.count(200) == upstream.stats.requests
+    spent = sum(r["cost_usd"] for r in rows if r["key_id"] == created["key_id"])
+    assert 0 < spent <= budget
+    assert book["spent_usd"] == pytest.approx(spent) and book["reserved_usd"] == pytest.approx(0)
+    assert refused.status_code == 401
+
+
+def test_postgres_holds_lapse_after_their_ttl(postgres_dsn: str) -> None:
+    async def scenario() -> tuple[bool, bool, float]:
+        store = GatewayStore(postgres_dsn)
+        await store.open()
+        key_id = "key_" + uuid.uuid4().hex
+        crashed = await store.reserve_hold(key_id, "h1", 1.0, 0.9, 0.3)
+        refused = await store.reserve_hold(key_id, "h2", 1.0, 0.5, 0.3)
+        await asyncio.sleep(0.4)
+        after = await store.reserve_hold(key_id, "h3", 1.0, 0.5, 0.3)
+        held = (await store.budget_books([key_id]))[key_id][1]
+        await store.close()
+        return crashed[0] and not refused[0], after[0], held
+
+    refused_then_ok, held_again, held = asyncio.run(scenario())
+    assert refused_then_ok and held_again and held == pytest.approx(0.5)

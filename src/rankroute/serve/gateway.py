@@ -43,6 +43,7 @@ from rankroute.serve.limits import (
     BudgetExceeded,
     Budgets,
     Hold,
+    PostgresBudgets,
     RateLimited,
     RateLimiter,
     RedisBudgets,
@@ -206,7 +207,13 @@ class Gateway:
             )
         self.store = GatewayStore(config.storage.ledger)
         hold_ttl_s = config.storage.hold_ttl_s
-        self.budgets: Budgets = RedisBudgets(redis_url, hold_ttl_s) if redis_url else Budgets(hold_ttl_s)
+        self.budgets: Budgets = (
+            RedisBudgets(redis_url, hold_ttl_s)
+            if redis_url
+            else PostgresBudgets(self.store, hold_ttl_s)
+            if self.store.backend == "postgresql"
+            else Budgets(hold_ttl_s)
+        )
         self.limiter: RateLimiter = RedisRateLimiter(redis_url) if redis_url else RateLimiter()
         self.local = LocalModels([d for d in config.deployments if d.local is not None])
         self.metrics = Metrics()

@@ -21,7 +21,10 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rankroute.serve.storage import GatewayStore
 
 log = logging.getLogger("rankroute.serve")
 
@@ -159,10 +162,38 @@ def _budget_keys(key_id: str) -> list[str]:
     return [f"{base}:spent", f"{base}:holds", f"{base}:expiry"]
 
 
-class RedisBudgets(Budgets):
-    """Budgets and revocations shared by every replica that points at the same Redis."""
+class _SharedBudgets(Budgets):
+    """Budgets kept outside the process: settlements go out as background tasks, so the response is
+    not held up by them (a hold still pending only makes the next reserve more cautious)."""
 
     shared = True
+
+    def __init__(self, hold_ttl_s: float) -> None:
+        super().__init__(hold_ttl_s)
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def _settle_now(self, key_id: str, hold_id: str, cost: float) -> None:
+        raise NotImplementedError
+
+    def settle(self, hold: Hold, cost: float) -> None:
+        self._spawn(self._settle_now(hold.key_id, hold.hold_id, cost))
+
+    def book(self, key_id: str, cost: float) -> None:
+        if cost > 0:
+            self._spawn(self._settle_now(key_id, "", cost))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
+
+class RedisBudgets(_SharedBudgets):
+    """Budgets and revocations shared by every replica that points at the same Redis."""
 
     def __init__(self, url: str, hold_ttl_s: float = DEFAULT_HOLD_TTL_S) -> None:
         super().__init__(hold_ttl_s)
@@ -173,7 +204,6 @@ class RedisBudgets(Budgets):
         self._settle = self._redis.register_script(_SETTLE)
         self._snapshot = self._redis.register_script(_SNAPSHOT)
         self._raise_to = self._redis.register_script(_RAISE_TO)
-        self._pending: set[asyncio.Task[None]] = set()
 
     async def _run(self, what: str, script: Any, keys: list[str], args: list[Any]) -> Any:
         import redis
@@ -201,13 +231,6 @@ class RedisBudgets(Budgets):
             raise BudgetExceeded(key_id, budget, float(spent) + float(reserved), amount)
         return hold
 
-    def settle(self, hold: Hold, cost: float) -> None:
-        self._spawn(self._settle_now(hold.key_id, hold.hold_id, cost))
-
-    def book(self, key_id: str, cost: float) -> None:
-        if cost > 0:
-            self._spawn(self._settle_now(key_id, "", cost))
-
     async def _settle_now(self, key_id: str, hold_id: str, cost: float) -> None:
         try:
             spent = await self._run("settle", self._settle, _budget_keys(key_id), [hold_id, repr(cost)])
@@ -215,11 +238,6 @@ class RedisBudgets(Budgets):
         except SharedStateUnavailable:
             # the ledger row is written regardless; the hold lapses after hold_ttl_s
             log.exception("settling key %s in Redis failed", key_id)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     async def snapshot(self, key_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
         await self.drain()
@@ -246,13 +264,61 @@ class RedisBudgets(Budgets):
         except redis.RedisError as exc:
             raise SharedStateUnavailable(f"shared key store (Redis) failed to answer: {exc}") from exc
 
-    async def drain(self) -> None:
-        while self._pending:
-            await asyncio.gather(*list(self._pending))
-
     async def close(self) -> None:
         await self.drain()
         await self._redis.aclose()
+
+
+class PostgresBudgets(_SharedBudgets):
+    """Budgets shared by replicas through the PostgreSQL ledger database alone (no Redis): the key's row
+    is locked for each check-and-hold. Revocations are read from the keys table on every request."""
+
+    def __init__(self, store: GatewayStore, hold_ttl_s: float = DEFAULT_HOLD_TTL_S) -> None:
+        super().__init__(hold_ttl_s)
+        self._store = store
+
+    async def _guard(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except Exception as exc:  # psycopg.Error, but psycopg is an optional extra
+            if type(exc).__module__.split(".")[0] != "psycopg":
+                raise
+            raise SharedStateUnavailable(f"shared budget store (PostgreSQL) failed to {what}: {exc}") from exc
+
+    async def load(self, ledger_spent: dict[str, float]) -> None:
+        await self._guard("load spend", self._store.raise_spent(ledger_spent))
+        for key_id, (spent, _) in (await self.snapshot(ledger_spent)).items():
+            self.spent[key_id] = spent
+
+    async def reserve(self, key_id: str, budget: float, amount: float) -> Hold:
+        hold = Hold(key_id, uuid.uuid4().hex, amount)
+        ok, spent, reserved = await self._guard(
+            "reserve", self._store.reserve_hold(key_id, hold.hold_id, budget, amount, self.hold_ttl_s)
+        )
+        self.spent[key_id] = spent
+        if not ok:
+            raise BudgetExceeded(key_id, budget, spent + reserved, amount)
+        return hold
+
+    async def _settle_now(self, key_id: str, hold_id: str, cost: float) -> None:
+        try:
+            self.spent[key_id] = await self._guard("settle", self._store.settle_hold(key_id, hold_id, cost))
+        except SharedStateUnavailable:
+            log.exception("settling key %s in PostgreSQL failed", key_id)
+
+    async def snapshot(self, key_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        await self.drain()
+        books: dict[str, tuple[float, float]] = await self._guard(
+            "read", self._store.budget_books(list(key_ids))
+        )
+        return books
+
+    async def revoke(self, key_id: str) -> None:
+        """The key store's revocation is already in the shared database."""
+
+    async def is_revoked(self, key_id: str) -> bool:
+        revoked: bool = await self._guard("answer", self._store.is_revoked(key_id))
+        return revoked
 
 
 class RateLimited(Exception):

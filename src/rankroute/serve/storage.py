@@ -36,6 +36,12 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gateway_shadow (
         request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, router TEXT NOT NULL,
         served_model TEXT NOT NULL, shadow_model TEXT NOT NULL)""",
+    # shared budgets (PostgreSQL without Redis): spend per key, and the holds of requests in flight
+    """CREATE TABLE IF NOT EXISTS gateway_budget_spent (
+        key_id TEXT PRIMARY KEY, spent DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS gateway_budget_holds (
+        hold_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
 ]
 
 SPEND_COLUMNS = (
@@ -298,6 +304,86 @@ class GatewayStore:
             self._wake.clear()
             await self.flush()
         await self.flush()
+
+    # shared budgets in PostgreSQL ------------------------------------------------------------------------
+    # The key's row in gateway_budget_spent is locked (SELECT ... FOR UPDATE) for the check-and-hold, so
+    # replicas reserving against one key at once are serialised by the database. The database's clock
+    # dates the holds, so replicas' clocks never disagree about when one lapses.
+    _NOW = "extract(epoch from clock_timestamp())"
+
+    async def reserve_hold(
+        self, key_id: str, hold_id: str, budget: float, amount: float, ttl_s: float
+    ) -> tuple[bool, float, float]:
+        """Hold `amount` unless spent + held + amount passes the budget: (held?, spent, held before)."""
+        db = self._db
+
+        def run() -> tuple[bool, float, float]:
+            with db._tx() as cur:
+                cur.execute(
+                    "INSERT INTO gateway_budget_spent (key_id, spent) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+                    (key_id,),
+                )
+                cur.execute("SELECT spent FROM gateway_budget_spent WHERE key_id = %s FOR UPDATE", (key_id,))
+                spent = float(cur.fetchone()[0])
+                cur.execute(
+                    f"DELETE FROM gateway_budget_holds WHERE key_id = %s AND expires_at <= {self._NOW}",
+                    (key_id,),
+                )
+                cur.execute(
+                    "SELECT COALESCE(SUM(amount), 0) FROM gateway_budget_holds WHERE key_id = %s", (key_id,)
+                )
+                held = float(cur.fetchone()[0])
+                if spent + held + amount > budget + 1e-12:
+                    return False, spent, held
+                cur.execute(
+                    "INSERT INTO gateway_budget_holds (hold_id, key_id, amount, expires_at)"
+                    f" VALUES (%s, %s, %s, {self._NOW} + %s)",
+                    (hold_id, key_id, amount, ttl_s),
+                )
+                return True, spent, held
+
+        return await db.call(run)
+
+    async def settle_hold(self, key_id: str, hold_id: str, cost: float) -> float:
+        """Drop a hold (if it has not lapsed) and add the real cost to the key's spend; the new spend."""
+        db = self._db
+
+        def run() -> float:
+            with db._tx() as cur:
+                cur.execute("DELETE FROM gateway_budget_holds WHERE hold_id = %s", (hold_id,))
+                cur.execute(
+                    "INSERT INTO gateway_budget_spent (key_id, spent) VALUES (%s, %s) ON CONFLICT (key_id)"
+                    " DO UPDATE SET spent = gateway_budget_spent.spent + EXCLUDED.spent RETURNING spent",
+                    (key_id, cost),
+                )
+                return float(cur.fetchone()[0])
+
+        return await db.call(run)
+
+    async def raise_spent(self, ledger_spent: dict[str, float]) -> None:
+        """Raise each key's shared spend to at least the ledger's (never lower it)."""
+        await self._db.executemany(
+            "INSERT INTO gateway_budget_spent (key_id, spent) VALUES (?, ?) ON CONFLICT (key_id)"
+            " DO UPDATE SET spent = GREATEST(gateway_budget_spent.spent, EXCLUDED.spent)",
+            list(ledger_spent.items()),
+        )
+
+    async def budget_books(self, key_ids: list[str]) -> dict[str, tuple[float, float]]:
+        """(spent, held) per key, lapsed holds not counted."""
+        spent = await self._db.fetchall(
+            "SELECT key_id, spent FROM gateway_budget_spent WHERE key_id = ANY(?)", (key_ids,)
+        )
+        held = await self._db.fetchall(
+            "SELECT key_id, SUM(amount) FROM gateway_budget_holds"
+            f" WHERE key_id = ANY(?) AND expires_at > {self._NOW} GROUP BY key_id",
+            (key_ids,),
+        )
+        spent_by, held_by = dict(spent), dict(held)
+        return {k: (float(spent_by.get(k) or 0.0), float(held_by.get(k) or 0.0)) for k in key_ids}
+
+    async def is_revoked(self, key_id: str) -> bool:
+        rows = await self._db.fetchall("SELECT revoked_at FROM gateway_keys WHERE key_id = ?", (key_id,))
+        return bool(rows) and rows[0][0] is not None
 
     async def spend_by_key(self) -> dict[str, float]:
         rows = await self._db.fetchall(
