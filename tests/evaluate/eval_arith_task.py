@@ -62,6 +62,10 @@ class ArithTask:
             )
         return out
 
+    def decoding(self, params: Any) -> Any:
+        """The run's decoding as it is: arith sets no stop sequences or budget of its own."""
+        return params
+
     def score(self, instance: ArithInstance, output: str) -> ArithScore:
         numbers = re.findall(r"-?\d+", output.replace(",", ""))
         if not numbers:

@@ -30,6 +30,10 @@ class BackendConfig(BaseModel):
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=20.0, ge=0)
     stream: bool = Field(default=True, description="stream responses to measure time to first token")
+    http_transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="connection layer under the httpx client (aiohttp scales with concurrency)",
+    )
     input_price_per_m: float | None = Field(default=None, ge=0, description="USD per 1M input tokens")
     output_price_per_m: float | None = Field(default=None, ge=0, description="USD per 1M output tokens")
     usd_per_hour: float | None = Field(

@@ -56,6 +56,9 @@ class EvalConfig(BaseModel):
     flush_interval_s: float = Field(
         default=1.0, gt=0, description="store what is buffered at least this often (seconds)"
     )
+    scoring_workers: int = Field(
+        default=4, gt=0, description="threads scoring answers off the event loop (code tasks run tests)"
+    )
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -52,6 +52,7 @@ def evaluate_shard(
     try:
         asyncio.run(go())
     finally:
+        runner.close()
         runner.store.close()
     return runner.collected, runner.report.issues
 

@@ -11,11 +11,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from rankroute.evaluate.tasks import Score, Task, TaskInstance
 
 MAX_ISSUE_EXAMPLES = 5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ class Runner:
         self._writing: asyncio.Task[None] | None = None
         self._cards = {m.name: model_card(m) for m in config.models}
         self._no_loglik: set[str] = set()
+        # scoring runs here, off the event loop: a code task's sandboxed test run takes up to its timeout
+        self._scoring = ThreadPoolExecutor(config.scoring_workers, thread_name_prefix="rankroute-score")
         self._kinds = {m.name: m.kind for m in config.models}
 
     # -- planning --------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ class Runner:
                     raise
                 self._no_loglik.add(item.model)
             else:
-                score = task.score_choices(inst, logliks)
+                score = await self._score(task.score_choices, inst, logliks)
                 card = self._cards[item.model]
                 cost = card.usd_per_hour * latency_ms / 3.6e6 if card.usd_per_hour is not None else None
                 return self._outcome(
@@ -350,14 +354,14 @@ class Runner:
             if not judge_messages:
                 raise DataError(f"task {task.name} gave no judge prompt for {inst.prompt.prompt_id}")
             verdict = await judge.chat(judge_messages, item.params.model_copy(update={"max_tokens": 512}))
-            score = task.score_judgement(inst, verdict.text)
+            score = await self._score(task.score_judgement, inst, verdict.text)
             extra = {
                 "judge": verdict.model,
                 "judgement": verdict.text[-500:],
                 "judge_cost_usd": verdict.cost_usd,
             }
         else:
-            score = task.score(inst, generation.text)
+            score = await self._score(task.score, inst, generation.text)
         if len(generations) > 1:
             extra["turn_responses"] = [g.text for g in generations[:-1]]
         return self._outcome(
@@ -371,6 +375,14 @@ class Runner:
             response=generation.text,
             extra={**_extra(generation), **extra, **(score.extra or {})},
         )
+
+    async def _score(self, scorer: Callable[..., T], *args: Any) -> T:
+        """Run a task's scorer on the scoring threads, so other answers keep arriving meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._scoring, scorer, *args)
+
+    def close(self) -> None:
+        """Stop the scoring threads (once every answer is scored)."""
+        self._scoring.shutdown(wait=True)
 
     def _outcome(self, item: WorkItem, score: Score, **measured: Any) -> Outcome:
         """The outcome of one work item under this run: its score plus what was measured answering it."""
@@ -459,6 +471,7 @@ class Runner:
             )
         finally:
             await self.drain()
+            self.close()
             if judge is not None:
                 await judge.aclose()
         self.report.elapsed_s = time.perf_counter() - started

@@ -1,0 +1,74 @@
+"""Both connection layers under the httpx client (aiohttp's, the default, and httpx's own) behave the same:
+answers, streamed timings, and the faults that must be retried."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from backend_fault_server import ScriptedServer, Step, chat_body, chat_chunk, usage_chunk
+from test_backends_http import GREEDY, MESSAGES, backend_for, chat_and_close, run
+
+from rankroute.backends import BackendConfig, UpstreamHTTPError
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
+
+TRANSPORTS = ["aiohttp", "httpx"]
+
+
+def test_aiohttp_is_the_default_transport() -> None:
+    assert BackendConfig(name="m", base_url="http://127.0.0.1:1/v1").http_transport == "aiohttp"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_streamed_answer_and_timings(transport: str) -> None:
+    events: list[Any] = [chat_chunk(t) for t in ["one", " two", " three"]]
+    events += [chat_chunk(None, "stop"), usage_chunk(7, 3)]
+    with ScriptedServer([Step(delay_s=0.2, sse=events, sse_gap_s=0.05)]) as server:
+        generation = run(chat_and_close(backend_for(server, stream=True, http_transport=transport)))
+    assert generation.text == "one two three" and generation.output_tokens == 3
+    assert generation.ttft_ms is not None and generation.ttft_ms >= 195
+    assert generation.itl_ms is not None and generation.itl_ms >= 45  # asyncio timers are 1 ms coarse
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_timeouts_drops_and_5xx_are_retried(transport: str) -> None:
+    dropped = Step(sse=[chat_chunk("partial"), chat_chunk(" more"), chat_chunk(None, "stop")], drop_after=1)
+    script = [
+        Step(delay_s=1.5, body=chat_body("late")),
+        Step(status=503, body="busy"),
+        Step(body=chat_body("fine")),
+    ]
+    with ScriptedServer(script) as server:
+        generation = run(chat_and_close(backend_for(server, timeout_s=0.3, http_transport=transport)))
+    assert generation.text == "fine" and server.attempts == 3
+    whole = Step(sse=[chat_chunk("whole"), chat_chunk(None, "stop")])
+    with ScriptedServer([dropped, whole]) as server:
+        generation = run(chat_and_close(backend_for(server, stream=True, http_transport=transport)))
+    assert generation.text == "whole" and server.attempts == 2
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unreachable_server_fails_after_bounded_attempts(transport: str) -> None:
+    with ScriptedServer([Step(body=chat_body("never"))]) as server:
+        url = server.url  # the port is free again once the server has stopped
+    backend = backend_for(server, max_retries=1, http_transport=transport)
+    with pytest.raises(UpstreamHTTPError, match="2 attempt"):
+        run(chat_and_close(backend))
+    assert url == backend.base_url
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_in_flight_requests_never_exceed_the_cap(transport: str) -> None:
+    with ScriptedServer([Step(delay_s=0.1, body=chat_body("ok"))]) as server:
+        backend = backend_for(server, max_concurrency=3, http_transport=transport)
+
+        async def many() -> list[Any]:
+            try:
+                return await asyncio.gather(*(backend.chat(MESSAGES, GREEDY) for _ in range(12)))
+            finally:
+                await backend.aclose()
+
+        answers = run(many())
+    assert [a.text for a in answers] == ["ok"] * 12 and server.max_in_flight == 3
