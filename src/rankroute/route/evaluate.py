@@ -155,14 +155,17 @@ def router_decisions(
             quality[:, g] = test.quality[rows, chosen]
             if strong_column is not None:
                 strong_call[:, g] = chosen == strong_column
+    elif callable(decide_grid := getattr(router, "decide_grid", None)):
+        # a cascade decides the whole grid in one pass: (n, G) choices and (n, G, M) calls
+        chosen_grid, called_grid = decide_grid(test, grid)
+        cost[:] = np.where(called_grid, test.cost[:, None, :], 0.0).sum(axis=2)
+        quality[:] = test.quality[rows[:, None], chosen_grid]
+        if strong_column is not None:
+            strong_call[:] = called_grid[:, :, strong_column]
     else:
-        decide = getattr(router, "decide", None)  # a cascade gives both answers from one pass
         for g, lam in enumerate(grid):
-            if callable(decide):
-                chosen, called = decide(test, float(lam))
-            else:
-                chosen = router.route_indices(test, float(lam))
-                called = router.calls(test, float(lam))
+            chosen = router.route_indices(test, float(lam))
+            called = router.calls(test, float(lam))
             cost[:, g] = np.where(called, test.cost, 0.0).sum(axis=1)
             quality[:, g] = test.quality[rows, chosen]
             if strong_column is not None:
