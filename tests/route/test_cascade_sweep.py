@@ -27,7 +27,9 @@ def sample() -> tuple[OutcomeMatrix, OutcomeMatrix]:
 
 @pytest.fixture(scope="module")
 def cascade(sample: tuple[OutcomeMatrix, OutcomeMatrix]) -> CascadeRouter:
-    return CascadeRouter(encoder=TfidfEncoder(svd_components=32)).fit(sample[0])
+    router = CascadeRouter(encoder=TfidfEncoder(svd_components=32))
+    router.fit(sample[0])
+    return router
 
 
 lambdas = st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=6)
@@ -91,6 +93,7 @@ def test_cascade_fits_and_routes_with_pandas_na_answers(sample: tuple[OutcomeMat
 
     decisions = []
     for blank in (pd.NA, None):
-        router = CascadeRouter(encoder=TfidfEncoder(svd_components=16)).fit(with_holes(train, blank))
+        router = CascadeRouter(encoder=TfidfEncoder(svd_components=16))
+        router.fit(with_holes(train, blank))
         decisions.append(router.decide_grid(with_holes(test, blank), np.asarray([1e-3, 0.05])))
     assert (decisions[0][0] == decisions[1][0]).all() and (decisions[0][1] == decisions[1][1]).all()
