@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ SPEND_COLUMNS = (
     "status",
     "cached",
 )
+
+
+UNKNOWN_SECRETS_KEPT = 100_000
+"""Hashes of presented secrets that matched no key, remembered so each costs one database query."""
 
 
 def hash_key(secret: str) -> str:
@@ -180,6 +185,7 @@ class GatewayStore:
     def __init__(self, target: str, *, flush_every_s: float = 0.2, batch_size: int = 500) -> None:
         self._db = _Database(target)
         self._by_hash: dict[str, VirtualKey] = {}
+        self._unknown: OrderedDict[str, None] = OrderedDict()
         self._spend_rows: list[tuple[Any, ...]] = []
         self._shadow_rows: list[tuple[Any, ...]] = []
         self._flush_every_s = flush_every_s
@@ -221,14 +227,23 @@ class GatewayStore:
         return key if key is not None and key.revoked_at is None else None
 
     async def find_key(self, secret: str) -> VirtualKey | None:
-        """Look a key up in the database (another replica may have created or revoked it) and cache it."""
+        """Look a key up in the database (another replica may have created or revoked it) and cache it.
+
+        Secrets found nowhere are remembered as unknown: a new key's secret is random and never presented
+        before it exists, so this never hides a real key, and a client sending a stray token does not
+        cost a database query per request."""
         digest = hash_key(secret)
+        if digest in self._unknown:
+            return None
         rows = await self._db.fetchall(
             "SELECT key_id, name, budget_usd, rpm, tpm, created_at, revoked_at FROM gateway_keys"
             " WHERE key_hash = ?",
             (digest,),
         )
         if not rows:
+            self._unknown[digest] = None
+            if len(self._unknown) > UNKNOWN_SECRETS_KEPT:
+                self._unknown.popitem(last=False)
             return None
         key = VirtualKey(*rows[0])
         self._by_hash[digest] = key
