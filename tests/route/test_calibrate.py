@@ -8,7 +8,14 @@ from routing_data import routerbench_matrix
 
 from rankroute.data.errors import DataError
 from rankroute.route.baselines import OracleRouter, RandomRouter
-from rankroute.route.calibrate import CostQualityCurve, choose_willingness_to_pay, held_out_check
+from rankroute.route.calibrate import (
+    Calibration,
+    CostQualityCurve,
+    choose_willingness_to_pay,
+    held_out_check,
+    held_out_from_evaluation,
+)
+from rankroute.route.evaluate import evaluate_routers
 from rankroute.route.split import split_by_prompt
 
 CURVE = CostQualityCurve(
@@ -61,3 +68,32 @@ def test_calibrated_on_train_checked_on_held_out_routerbench() -> None:
     oracle = OracleRouter().fit(train)
     share = choose_willingness_to_pay(CostQualityCurve.measure(oracle, train), quality_share=1.0)
     assert share.met and held_out_check(oracle, share, test)["held_out_quality_share"] >= 1.0
+
+
+def test_held_out_figures_read_off_the_evaluation_equal_routing_again() -> None:
+    """route eval reads the calibrated lambda's held-out cost and quality off its own test curve."""
+    matrix = routerbench_matrix().complete_rows()
+    split = split_by_prompt(matrix, seed=0)
+    train, test = split.apply(matrix)
+    routers = {"random": RandomRouter(seed=0), "oracle": OracleRouter()}
+    evaluation = evaluate_routers(matrix, routers, split=split, n_bootstrap=10)
+    for name, router in routers.items():
+        for target in ({"budget_per_1k": 1.0}, {"quality_share": 0.9}):
+            picked = choose_willingness_to_pay(
+                CostQualityCurve.measure(router, train, evaluation.grid), **target
+            )
+            read = held_out_from_evaluation(evaluation, name, picked)
+            routed = held_out_check(router, picked, test)
+            assert read.keys() == routed.keys()
+            for key, value in routed.items():
+                assert read[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
+def test_held_out_figures_need_a_point_of_the_evaluation() -> None:
+    matrix = routerbench_matrix().complete_rows()
+    evaluation = evaluate_routers(matrix, {"random": RandomRouter(seed=0)}, seed=0, n_bootstrap=10)
+    off_grid = Calibration(float(evaluation.grid[3]) * 1.5, "quality_share", 0.9, 1.0, 0.8, True)
+    with pytest.raises(DataError, match="no test point for router 'random'"):
+        held_out_from_evaluation(evaluation, "random", off_grid)
+    with pytest.raises(DataError, match="no test point for router 'knn'"):
+        held_out_from_evaluation(evaluation, "knn", off_grid)

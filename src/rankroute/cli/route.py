@@ -167,7 +167,11 @@ def eval_command(
     ),
 ) -> None:
     """Train every router on a seeded split by prompt and score it on the held-out prompts."""
-    from rankroute.route.calibrate import CostQualityCurve, choose_willingness_to_pay, held_out_check
+    from rankroute.route.calibrate import (
+        CostQualityCurve,
+        choose_willingness_to_pay,
+        held_out_from_evaluation,
+    )
     from rankroute.route.evaluate import evaluate_routers
     from rankroute.route.split import split_by_prompt
 
@@ -202,14 +206,14 @@ def eval_command(
         json_out.write_text(json.dumps(evaluation.rows, indent=1))
     if out is not None:
         assert split is not None
-        train, test = split.apply(complete)
+        train = complete.subset(split.train)
         calibration = []
         for name, router in chosen.items():
             if name.startswith("single:") or name in ("oracle", "zero"):
                 continue
             curve = CostQualityCurve.measure(router, train, evaluation.grid)
             picked = choose_willingness_to_pay(curve, quality_share=quality_share)
-            calibration.append({"router": name, **held_out_check(router, picked, test)})
+            calibration.append({"router": name, **held_out_from_evaluation(evaluation, name, picked)})
         from rankroute.route.plot import plot_curves
 
         out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import numpy as np
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.base import Router
-from rankroute.route.evaluate import router_decisions, willingness_grid
+from rankroute.route.evaluate import ALL_DATASETS, RouterEvaluation, router_decisions, willingness_grid
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,52 @@ def held_out_check(router: Router, calibration: Calibration, held_out: OutcomeMa
     """What the chosen lambda achieves on prompts it was not chosen on."""
     complete = held_out.complete_rows()
     decisions = router_decisions(router, complete, np.asarray([calibration.willingness_to_pay]), None)
-    achieved_cost = float(decisions.cost.mean()) * 1000.0
-    achieved_quality = float(decisions.quality.mean())
-    best_single = float(complete.quality.mean(axis=0).max())
+    return _held_out_report(
+        calibration,
+        float(decisions.cost.mean()),
+        float(decisions.quality.mean()),
+        float(complete.quality.mean(axis=0).max()),
+        complete.n_prompts,
+    )
+
+
+def held_out_from_evaluation(
+    evaluation: RouterEvaluation, router: str, calibration: Calibration, dataset: str = ALL_DATASETS
+) -> dict[str, Any]:
+    """held_out_check read off an evaluation's test curve instead of routing the test prompts again.
+
+    The lambda was chosen on the evaluation's own grid, so the evaluation already holds what it achieves on
+    the test prompts; this saves predicting every test prompt once more per router.
+    """
+    at = np.flatnonzero(np.isclose(evaluation.grid, calibration.willingness_to_pay, rtol=1e-9, atol=0.0))
+    curve = evaluation.curves.get(dataset, {}).get(router)
+    if curve is None or at.size == 0:
+        raise DataError(
+            f"the evaluation has no test point for router {router!r} on {dataset!r} at lambda "
+            f"{calibration.willingness_to_pay:g}",
+            hint="calibrate on the evaluation's own grid (CostQualityCurve.measure(..., evaluation.grid))",
+        )
+    best_single = max(quality for _, quality in evaluation.single_points[dataset].values())
+    n_prompts = next(
+        row["n_test_prompts"]
+        for row in evaluation.rows
+        if row["dataset"] == dataset and row["router"] == router
+    )
+    i = int(at[0])
+    return _held_out_report(calibration, curve["cost"][i], curve["quality"][i], best_single, n_prompts)
+
+
+def _held_out_report(
+    calibration: Calibration, mean_cost: float, quality: float, best_single: float, n_prompts: int
+) -> dict[str, Any]:
+    achieved_cost = mean_cost * 1000.0
     return {
         **asdict(calibration),
         "held_out_cost_per_1k": achieved_cost,
-        "held_out_quality": achieved_quality,
-        "held_out_quality_share": achieved_quality / best_single if best_single > 0 else None,
+        "held_out_quality": quality,
+        "held_out_quality_share": quality / best_single if best_single > 0 else None,
         "held_out_within_budget": achieved_cost <= calibration.target_value
         if calibration.target == "budget_per_1k"
         else None,
-        "n_held_out_prompts": complete.n_prompts,
+        "n_held_out_prompts": n_prompts,
     }
