@@ -7,13 +7,19 @@ subprocesses on the same GSM8K questions at concurrency 1/16/64. Two rates per r
 - end to end: requests / wall time of the whole command (start-up, data loading, scoring, writing).
 
 The peer is lm-eval's `local-chat-completions` model, installed in its own venv (never the project's):
-    python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install lm-eval
-    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 400
+    python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install "lm-eval[api]"
+    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 300
+
+The target (>= 2x lm-eval's requests/s) is judged per concurrency on both rates; the closing table prints
+each ratio beside it. Both rates share one ceiling: the instant server itself (one uvicorn process), so a
+request-phase ratio near 1x can mean both clients saturate it: the script also prints the server's own
+rate against a bare aiohttp client as that ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -114,6 +120,29 @@ def read_stats(port: int) -> dict[str, Any]:
     return dict(httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json())
 
 
+def server_ceiling(port: int, n: int, concurrency: int) -> float:
+    """Requests/s of a bare aiohttp client with nothing else to do: what the endpoint itself can serve."""
+    import aiohttp
+
+    body = {"model": "bench", "messages": [{"role": "user", "content": "What is 6 + 7?"}], "max_tokens": 64}
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    async def burst() -> None:
+        limit = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+            async def one() -> None:
+                async with limit, session.post(url, json=body) as response:
+                    await response.json()
+
+            await asyncio.gather(*(one() for _ in range(n)))
+
+    asyncio.run(burst())
+    stats = read_stats(port)
+    span = (stats["last"] or 0) - (stats["first"] or 0)
+    return stats["requests"] / span if span > 0 else float("nan")
+
+
 # -- the two harnesses ----------------------------------------------------------------------------------
 def run_rankroute(work: Path, port: int, n: int, concurrency: int, stream: bool) -> float:
     store = work / f"rankroute-{concurrency}-{stream}.duckdb"
@@ -203,12 +232,24 @@ def run_peer(peer_python: str, work: Path, task_dir: Path, port: int, n: int, co
     return time.perf_counter() - started
 
 
+def rate_row(name: str, concurrency: int, requests: int, phase: float, wall: float | None) -> list[str]:
+    end_to_end = f"{requests / wall:,.0f}" if wall else "-"
+    return [
+        name,
+        str(concurrency),
+        str(requests),
+        f"{phase:,.0f}",
+        end_to_end,
+        f"{wall:.1f}" if wall else "-",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--peer-python", default="/tmp/lmeval-venv/bin/python")
     parser.add_argument("--port", type=int, default=18431)
@@ -216,20 +257,28 @@ def main() -> None:
     if args.serve:
         serve(args.serve)
         return
-    console = Console()
+    console = Console(width=max(Console().width, 130))  # the table stays readable in a log
     has_peer = Path(args.peer_python).exists()
     if not has_peer:
         console.print(f"[yellow]no lm-eval at {args.peer_python}: measuring rankroute only[/]")
+    load_before = os.getloadavg()
     server = start_server(args.port)
     table = Table(title=f"harness overhead: {args.requests} GSM8K requests against an instant endpoint")
     for column in ("harness", "concurrency", "requests", "request-phase req/s", "end-to-end req/s", "wall s"):
         table.add_column(column, justify="left" if column == "harness" else "right")
+    verdicts = Table(title="target: rankroute >= 2x lm-eval's requests/s (non-streamed vs lm-eval)")
+    for column in ("concurrency", "request phase", "end to end"):
+        verdicts.add_column(column, justify="right")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             task_dir = write_peer_task(work, args.requests)
             for concurrency in args.concurrency:
                 read_stats(args.port)
+                ceiling = server_ceiling(args.port, args.requests, concurrency)
+                table.add_row(
+                    *rate_row("(endpoint ceiling: bare aiohttp)", concurrency, args.requests, ceiling, None)
+                )
                 runs = [
                     (
                         "rankroute (streamed: + TTFT/ITL)" if stream else "rankroute",
@@ -246,24 +295,36 @@ def main() -> None:
                             ),
                         )
                     )
+                rates: dict[str, tuple[float, float]] = {}
                 for name, run in runs:
                     wall = run()
                     stats = read_stats(args.port)
                     span = (stats["last"] or 0) - (stats["first"] or 0)
                     phase = stats["requests"] / span if span > 0 else float("nan")
-                    table.add_row(
-                        name,
-                        str(concurrency),
-                        str(stats["requests"]),
-                        f"{phase:,.0f}",
-                        f"{stats['requests'] / wall:,.0f}",
-                        f"{wall:.1f}",
-                    )
+                    rates[name] = (phase, stats["requests"] / wall)
+                    table.add_row(*rate_row(name, concurrency, stats["requests"], phase, wall))
                     console.print(f"{name} c={concurrency}: {phase:,.0f} req/s, wall {wall:.1f} s")
+                if has_peer:
+                    ours, peer = rates["rankroute"], rates["lm-eval local-chat-completions"]
+                    verdicts.add_row(
+                        str(concurrency),
+                        *(
+                            f"{ours[k] / peer[k]:.2f}x "
+                            + ("[green]met[/]" if ours[k] >= 2 * peer[k] else "[red]not met[/]")
+                            for k in (0, 1)
+                        ),
+                    )
     finally:
         server.terminate()
         server.wait(timeout=10)
     console.print(table)
+    if has_peer:
+        console.print(verdicts)
+    after = os.getloadavg()
+    console.print(
+        f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}; "
+        f"after: {' '.join(f'{x:.2f}' for x in after)} on {os.cpu_count()} CPUs"
+    )
 
 
 if __name__ == "__main__":
