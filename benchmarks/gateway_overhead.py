@@ -68,12 +68,18 @@ async def read_http_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _worker(
-    port: int, path: str, deadline: float, warm_until: float, out: list[float], errors: list[int]
+    port: int,
+    path: str,
+    deadline: float,
+    warm_until: float,
+    out: list[float],
+    errors: list[int],
+    token: str = "sk-bench",
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = (
         f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
-        f"authorization: Bearer sk-bench\r\ncontent-length: {len(BODY)}\r\n\r\n"
+        f"authorization: Bearer {token}\r\ncontent-length: {len(BODY)}\r\n\r\n"
     ).encode() + BODY
     while True:
         t0 = time.perf_counter()
@@ -89,13 +95,15 @@ async def _worker(
     writer.close()
 
 
-async def _load(port: int, path: str, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _load(
+    port: int, path: str, concurrency: int, seconds: float, warmup: float, token: str = "sk-bench"
+) -> dict[str, Any]:
     start = time.perf_counter()
     warm_until, deadline = start + warmup, start + warmup + seconds
     latencies: list[float] = []
     errors: list[int] = []
     await asyncio.gather(
-        *(_worker(port, path, deadline, warm_until, latencies, errors) for _ in range(concurrency))
+        *(_worker(port, path, deadline, warm_until, latencies, errors, token) for _ in range(concurrency))
     )
     lat = np.asarray(latencies) * 1000
     return {
@@ -115,16 +123,20 @@ def loadgen_main(argv: list[str]) -> None:
         float(argv[3]),
         float(argv[4]),
     )
+    token = argv[5] if len(argv) > 5 else "sk-bench"
     try:
         import uvloop
 
-        result = uvloop.run(_load(port, path, concurrency, seconds, warmup))
+        result = uvloop.run(_load(port, path, concurrency, seconds, warmup, token))
     except ImportError:
-        result = asyncio.run(_load(port, path, concurrency, seconds, warmup))
+        result = asyncio.run(_load(port, path, concurrency, seconds, warmup, token))
     print(json.dumps(result))
 
 
-def run_load(port: int, path: str, concurrency: int, seconds: float, warmup: float = 1.0) -> dict[str, Any]:
+def run_load(
+    port: int, path: str, concurrency: int, seconds: float, warmup: float = 1.0, token: str = "sk-bench"
+) -> dict[str, Any]:
+    """Run the load generator in its own process; `token` is sent as the bearer key."""
     out = subprocess.run(
         [
             sys.executable,
@@ -136,6 +148,7 @@ def run_load(port: int, path: str, concurrency: int, seconds: float, warmup: flo
             str(concurrency),
             str(seconds),
             str(warmup),
+            token,
         ],
         capture_output=True,
         text=True,

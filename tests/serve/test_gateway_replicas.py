@@ -108,19 +108,30 @@ def test_a_replica_starts_from_the_ledger_and_never_lowers_shared_spend(
     assert kept["spent_usd"] == pytest.approx(0.3)  # Redis knew more than the ledger: not lowered
 
 
-def test_a_key_revoked_on_one_replica_is_refused_by_every_replica(redis_url, mock_upstream, tmp_path) -> None:
+@pytest.mark.parametrize("budget", [5.0, None], ids=["budgeted", "unbudgeted"])
+def test_a_key_revoked_on_one_replica_is_refused_by_every_replica(
+    redis_url, mock_upstream, tmp_path, budget
+) -> None:
+    """Checked in the budget's reservation for a budgeted key, on its own otherwise; a cached answer is
+    no way around it."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # no cached answer from an earlier test
     upstream = mock_upstream()
-    config = _config(upstream.url, tmp_path / "ledger.sqlite", redis_url)
+    config = _config(upstream.url, tmp_path / "ledger.sqlite", redis_url, cache={"enabled": True})
+    greedy = {**CHAT, "temperature": 0, "max_tokens": 16}
     with run_gateway(config) as first, run_gateway(config) as second:
-        created = _new_key(first, budget_usd=5.0)  # created after `second` started: it finds it in the ledger
+        created = _new_key(first, budget_usd=budget)  # made after `second` started: found in the ledger
         with first.client(created["key"]) as a, second.client(created["key"]) as b:
-            assert a.post("/v1/chat/completions", json=CHAT).status_code == 200
+            assert a.post("/v1/chat/completions", json=greedy).status_code == 200
+            assert b.post("/v1/chat/completions", json=greedy).headers["x-rankroute-cache"] == "hit"
             assert b.post("/v1/chat/completions", json=CHAT).status_code == 200
             with first.admin() as admin:
                 assert admin.delete(f"/admin/keys/{created['key_id']}").status_code == 200
-            refused = b.post("/v1/chat/completions", json=CHAT)
-            assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
-            assert a.post("/v1/chat/completions", json=CHAT).status_code == 401
+            for http in (b, a):
+                for body in (CHAT, greedy):
+                    refused = http.post("/v1/chat/completions", json=body)
+                    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
     assert upstream.stats.requests == 2
 
 

@@ -43,6 +43,7 @@ from rankroute.serve.limits import (
     BudgetExceeded,
     Budgets,
     Hold,
+    KeyRevoked,
     PostgresBudgets,
     RateLimited,
     RateLimiter,
@@ -126,6 +127,12 @@ class Metrics:
 def shared_state_error(exc: SharedStateUnavailable) -> GatewayError:
     """Redis down: refuse (503) rather than serve a key whose budget or revocation cannot be checked."""
     return GatewayError(503, str(exc), type="server_error", code="shared_state_unavailable")
+
+
+def _invalid_key() -> GatewayError:
+    return GatewayError(
+        401, "invalid or revoked API key", type="authentication_error", code="invalid_api_key"
+    )
 
 
 def prompt_id_for(text: str) -> str:
@@ -265,10 +272,13 @@ class Gateway:
         return {"ready": bool(healthy) and self.started, "deployments": deployments}
 
     # auth -------------------------------------------------------------------------------------------------
-    async def authenticate(self, request: Request) -> VirtualKey | None:
+    async def authenticate(self, request: Request, *, defer_budgeted: bool = False) -> VirtualKey | None:
         """The caller's live key. A key unknown here is looked up in the shared database (another replica
-        may have created it); with Redis, every request also checks the shared revocation set, so a key
-        revoked on any replica is refused by all of them from the next request on."""
+        may have created it); with shared budgets every request also checks the shared revocations, so a
+        key revoked on any replica is refused by all of them from the next request on.
+
+        `defer_budgeted` leaves that check, for a key with a budget, to the budget reservation, which
+        makes it in the same round trip (the request path then checks before a cache hit itself)."""
         header = request.headers.get("authorization", "")
         secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not secret:
@@ -280,19 +290,28 @@ class Gateway:
         key = self.store.lookup(secret)
         if key is None:
             key = await self.store.find_key(secret)
-        if key is not None and self.budgets.shared:
-            try:
-                revoked = await self.budgets.is_revoked(key.key_id)
-            except SharedStateUnavailable as exc:
-                raise shared_state_error(exc) from exc
-            if revoked:
-                self.store.mark_revoked(key.key_id)
-                key = None
+        if key is not None and self.budgets.shared and not (defer_budgeted and key.budget_usd is not None):
+            key = await self._unless_revoked(key)
         if key is None and self.config.keys.required:
-            raise GatewayError(
-                401, "invalid or revoked API key", type="authentication_error", code="invalid_api_key"
-            )
+            raise _invalid_key()
         return key
+
+    async def _unless_revoked(self, key: VirtualKey) -> VirtualKey | None:
+        """The key, or None once the shared store says it was revoked (then refused here too)."""
+        try:
+            revoked = await self.budgets.is_revoked(key.key_id)
+        except SharedStateUnavailable as exc:
+            raise shared_state_error(exc) from exc
+        if revoked:
+            self._revoked(key)
+            return None
+        return key
+
+    def _revoked(self, key: VirtualKey) -> None:
+        """Forget a key another replica revoked: refused when keys are required, anonymous otherwise."""
+        self.store.mark_revoked(key.key_id)
+        if self.config.keys.required:
+            raise _invalid_key()
 
     def check_admin(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -376,7 +395,8 @@ class Gateway:
     async def handle(self, request: Request, path: str) -> Response:
         started = time.perf_counter()
         request_id = "rr-" + uuid.uuid4().hex
-        key = await self.authenticate(request)
+        key = await self.authenticate(request, defer_budgeted=True)
+        revocation_unchecked = key is not None and key.budget_usd is not None and self.budgets.shared
         raw = await request.body()
         try:
             body = json.loads(raw)
@@ -438,6 +458,8 @@ class Gateway:
         if self.cache is not None and is_cacheable(body, sampled=self.config.cache.sampled):
             ckey = cache_key(path, body)
             hit = await self.cache.get(ckey)
+            if hit is not None and revocation_unchecked and key is not None:
+                key = await self._unless_revoked(key)
             if hit is not None:
                 self.metrics.cache_hits.inc()
                 content, headers = hit
@@ -468,6 +490,9 @@ class Gateway:
             )
             try:
                 hold = await self.budgets.reserve(key.key_id, key.budget_usd, worst)
+            except KeyRevoked:
+                self._revoked(key)
+                key = None  # keys optional: served as anonymous, like any revoked key
             except BudgetExceeded as exc:
                 raise GatewayError(429, str(exc), type="insufficient_quota", code="budget_exceeded") from exc
             except SharedStateUnavailable as exc:

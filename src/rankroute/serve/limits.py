@@ -41,6 +41,10 @@ class BudgetExceeded(Exception):
         )
 
 
+class KeyRevoked(Exception):
+    """The shared store says the key was revoked (by any replica); raised by reserve."""
+
+
 class SharedStateUnavailable(Exception):
     """The shared backend (Redis) did not answer: the request is refused rather than run unbudgeted."""
 
@@ -81,7 +85,8 @@ class Budgets:
         return sum(amount for amount, _ in holds.values())
 
     async def reserve(self, key_id: str, budget: float, amount: float) -> Hold:
-        """Hold `amount` against the key's budget, or raise BudgetExceeded."""
+        """Hold `amount` against the key's budget, or raise BudgetExceeded (or, for shared budgets,
+        KeyRevoked: they check the revocation in the same atomic step)."""
         committed = self.spent[key_id] + self._reserved(key_id)
         if committed + amount > budget + 1e-12:
             raise BudgetExceeded(key_id, budget, committed, amount)
@@ -117,9 +122,9 @@ class Budgets:
         await self.drain()
 
 
-# One script per operation: Redis runs each atomically. Keys are hash-tagged per virtual key ({key_id}), so
-# a key's three entries share a cluster slot. The clock is Redis's own (TIME), so replicas' clocks never
-# disagree about when a hold lapses.
+# One script per operation: Redis runs each atomically (one Redis server; Cluster is not supported, the
+# reserve script also reads the revocation set). The clock is Redis's own (TIME), so replicas' clocks
+# never disagree about when a hold lapses.
 _PURGE_AND_SUM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -131,7 +136,8 @@ local reserved = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do reserved = reserved + tonumber(v) end
 """
 _RESERVE = (
-    _PURGE_AND_SUM
+    "if redis.call('SISMEMBER', KEYS[4], ARGV[5]) == 1 then return {-1, '0', '0'} end\n"
+    + _PURGE_AND_SUM
     + """
 local amount = tonumber(ARGV[2])
 if spent + reserved + amount > tonumber(ARGV[3]) + 1e-12 then
@@ -223,9 +229,11 @@ class RedisBudgets(_SharedBudgets):
         ok, spent, reserved = await self._run(
             "reserve",
             self._reserve,
-            _budget_keys(key_id),
-            [hold.hold_id, repr(amount), repr(budget), repr(self.hold_ttl_s)],
+            [*_budget_keys(key_id), REVOKED_SET],
+            [hold.hold_id, repr(amount), repr(budget), repr(self.hold_ttl_s), key_id],
         )
+        if int(ok) < 0:
+            raise KeyRevoked(key_id)
         self.spent[key_id] = float(spent)
         if not int(ok):
             raise BudgetExceeded(key_id, budget, float(spent) + float(reserved), amount)
@@ -295,6 +303,8 @@ class PostgresBudgets(_SharedBudgets):
         ok, spent, reserved = await self._guard(
             "reserve", self._store.reserve_hold(key_id, hold.hold_id, budget, amount, self.hold_ttl_s)
         )
+        if ok is None:
+            raise KeyRevoked(key_id)
         self.spent[key_id] = spent
         if not ok:
             raise BudgetExceeded(key_id, budget, spent + reserved, amount)

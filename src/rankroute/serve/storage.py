@@ -328,12 +328,17 @@ class GatewayStore:
 
     async def reserve_hold(
         self, key_id: str, hold_id: str, budget: float, amount: float, ttl_s: float
-    ) -> tuple[bool, float, float]:
-        """Hold `amount` unless spent + held + amount passes the budget: (held?, spent, held before)."""
+    ) -> tuple[bool | None, float, float]:
+        """Hold `amount` unless spent + held + amount passes the budget: (held?, spent, held before);
+        held is None when the key was revoked (checked in the same transaction)."""
         db = self._db
 
-        def run() -> tuple[bool, float, float]:
+        def run() -> tuple[bool | None, float, float]:
             with db._tx() as cur:
+                cur.execute("SELECT revoked_at FROM gateway_keys WHERE key_id = %s", (key_id,))
+                revoked = cur.fetchone()
+                if revoked is not None and revoked[0] is not None:
+                    return None, 0.0, 0.0
                 cur.execute(
                     "INSERT INTO gateway_budget_spent (key_id, spent) VALUES (%s, 0) ON CONFLICT DO NOTHING",
                     (key_id,),
