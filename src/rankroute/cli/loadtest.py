@@ -18,12 +18,14 @@ from rankroute.loadtest import (
     LoadSummary,
     LoadTestConfig,
     RequestResult,
+    arate_sweep,
     arun_load_test,
     asweep,
     load_config,
     make_config,
     prompts_from_file,
     prompts_from_task,
+    rate_levels,
     synthetic_prompts,
     write_results,
 )
@@ -271,6 +273,102 @@ def sweep_command(
         "saturated" if result.saturated else "not saturated"
     )
     console.print(_summary_table(title, [run.summary for run in result.levels], labels, knee))
+    _record(result, out, store, no_store)
+
+
+@loadtest_app.command("rate-sweep")
+def rate_sweep_command(
+    url: str = _URL,
+    model: str = _MODEL,
+    config: Path | None = _CONFIG,
+    start_rate: float = typer.Option(1.0, "--start-rate", help="first offered rate, requests/s"),
+    max_rate: float = typer.Option(64.0, "--max-rate", help="highest offered rate, requests/s"),
+    growth: float = typer.Option(2.0, "--growth", help="each rate is the last one times this"),
+    min_attainment: float = typer.Option(
+        0.9, "--min-attainment", help="a rate is sustained while this share of requests meets the SLO"
+    ),
+    min_gain: float = typer.Option(0.05, "--min-gain", help="stop once goodput grows by less than this"),
+    requests: int | None = _REQUESTS,
+    duration: float | None = _DURATION,
+    warmup_requests: int = _WARMUP,
+    max_tokens: int = _MAX_TOKENS,
+    prompts: Path | None = _PROMPTS,
+    task: str | None = _TASK,
+    prompt_tokens: int = _SYNTHETIC,
+    prompt_tokens_stddev: float = _STDDEV,
+    slo_ttft_ms: float | None = _SLO_TTFT,
+    slo_itl_ms: float | None = _SLO_ITL,
+    server_pid: int | None = _PID,
+    endpoint: str = _ENDPOINT,
+    ignore_eos: bool = _IGNORE_EOS,
+    timeout: float = _TIMEOUT,
+    out: Path = _OUT,
+    store: Path | None = _STORE,
+    no_store: bool = _NO_STORE,
+) -> None:
+    """Open loop (Poisson arrivals) at rising rates until goodput under the SLO falls off; reports the
+    knee: the highest rate the server sustains within the SLO."""
+    rates = rate_levels(start_rate, max_rate, growth)
+    settings = _settings(
+        config,
+        base_url=url,
+        model=model,
+        mode="open",
+        rate=rates[0],
+        requests=requests,
+        duration_s=duration,
+        warmup_requests=warmup_requests,
+        max_tokens=max_tokens,
+        slo_ttft_ms=slo_ttft_ms,
+        slo_itl_ms=slo_itl_ms,
+        server_pid=server_pid,
+        endpoint=endpoint,
+        ignore_eos=ignore_eos,
+        timeout_s=timeout,
+    )
+    texts = _prompts(settings, prompts, task, prompt_tokens, prompt_tokens_stddev)
+    with _progress() as progress:
+        bars: list[TaskID] = [progress.add_task(f"{rates[0]:g} req/s", total=settings.requests, errors=0)]
+        errors = [0]
+
+        def advance(result: RequestResult) -> None:
+            errors[-1] += 0 if result.ok else 1
+            if not result.warmup:
+                progress.update(bars[-1], advance=1, errors=errors[-1])
+
+        def next_level(run: Any) -> None:
+            if len(bars) < len(rates):
+                label = f"{rates[len(bars)]:g} req/s"
+                bars.append(progress.add_task(label, total=settings.requests, errors=0))
+                errors.append(0)
+
+        result = asyncio.run(
+            arate_sweep(
+                settings,
+                texts,
+                start_rate=start_rate,
+                max_rate=max_rate,
+                growth=growth,
+                min_attainment=min_attainment,
+                min_gain=min_gain,
+                progress=advance,
+                on_level=next_level,
+            )
+        )
+        if len(bars) > len(result.levels):
+            progress.remove_task(bars[-1])
+    labels = [f"{run.config.rate:g} req/s" for run in result.levels]
+    knee = f"{result.knee_rate:g} req/s" if result.knee_rate is not None else None
+    title = f"rate sweep {settings.base_url} ({settings.model}); " + (
+        "saturated" if result.saturated else "not saturated"
+    )
+    console.print(_summary_table(title, [run.summary for run in result.levels], labels, knee))
+    console.print(
+        f"knee: {knee} (highest rate with {min_attainment:.0%} of requests within the SLO)"
+        if knee
+        else "no rate was sustained within the SLO: lower --start-rate",
+        highlight=False,
+    )
     _record(result, out, store, no_store)
 
 

@@ -8,7 +8,17 @@ from rankroute.loadtest.results import read_loadtests, result_document, write_re
 from rankroute.loadtest.runner import LoadTestRun, arun_load_test, make_client, run_load_test
 from rankroute.loadtest.scripted import Script, ScriptedServer, scripted_server_process
 from rankroute.loadtest.summary import Distribution, LoadSummary, meets_slo, summarize
-from rankroute.loadtest.sweep import SweepResult, asweep, concurrency_levels, knee_index, sweep
+from rankroute.loadtest.sweep import (
+    RateSweepResult,
+    SweepResult,
+    arate_sweep,
+    asweep,
+    concurrency_levels,
+    knee_index,
+    rate_levels,
+    rate_sweep,
+    sweep,
+)
 
 __all__ = [
     "ERROR_KINDS",
@@ -17,11 +27,13 @@ __all__ = [
     "LoadSummary",
     "LoadTestConfig",
     "LoadTestRun",
+    "RateSweepResult",
     "RequestResult",
     "ResourceSampler",
     "Script",
     "ScriptedServer",
     "SweepResult",
+    "arate_sweep",
     "arun_load_test",
     "asweep",
     "concurrency_levels",
@@ -32,6 +44,8 @@ __all__ = [
     "meets_slo",
     "prompts_from_file",
     "prompts_from_task",
+    "rate_levels",
+    "rate_sweep",
     "read_loadtests",
     "request_body",
     "result_document",

@@ -1,4 +1,5 @@
-"""PNG plots of a load test: latency CDFs per level, and throughput against concurrency for sweeps."""
+"""PNG plots of a load test: latency CDFs per level; throughput against concurrency for sweeps, and
+achieved rate and goodput against the offered rate for rate sweeps."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 
 def save_plots(document: dict[str, Any], folder: Path) -> list[Path]:
     """`latency_cdf.png` (TTFT, ITL and end-to-end latency CDFs per level) and, for several levels,
-    `throughput.png` (output tokens/s and p50 latency against concurrency, knee marked)."""
+    `throughput.png` (output tokens/s and p50 latency against concurrency, knee marked; for a rate sweep,
+    achieved and within-SLO requests/s and p50 TTFT against the offered rate)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +40,9 @@ def save_plots(document: dict[str, Any], folder: Path) -> list[Path]:
     written.append(folder / "latency_cdf.png")
     figure.savefig(written[-1], dpi=110)
     plt.close(figure)
-    if len(levels) > 1:
+    if len(levels) > 1 and document.get("mode") == "rate-sweep":
+        written.append(_rate_plot(document, folder, plt))
+    elif len(levels) > 1:
         concurrency = [level["config"]["concurrency"] for level in levels]
         throughput = [level["summary"]["output_tokens_per_s"] for level in levels]
         latency = [level["summary"]["latency_ms"]["p50"] or np.nan for level in levels]
@@ -60,6 +64,34 @@ def save_plots(document: dict[str, Any], folder: Path) -> list[Path]:
         figure.savefig(written[-1], dpi=110)
         plt.close(figure)
     return written
+
+
+def _rate_plot(document: dict[str, Any], folder: Path, plt: Any) -> Path:
+    levels = document["levels"]
+    offered = [level["config"]["rate"] for level in levels]
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    axis.plot(offered, offered, ":", color="grey", label="offered")
+    axis.plot(offered, [level["summary"]["requests_per_s"] for level in levels], "o-", label="achieved req/s")
+    goodput = [level["summary"]["goodput_requests_per_s"] for level in levels]
+    axis.plot(offered, goodput, "^-", label="within SLO req/s")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log", base=2)
+    axis.set_xlabel("offered rate (requests/s, Poisson arrivals)")
+    axis.set_ylabel("requests/s")
+    twin = axis.twinx()
+    twin.plot(
+        offered, [level["summary"]["ttft_ms"]["p50"] or np.nan for level in levels], "s--", color="tab:red"
+    )
+    twin.set_ylabel("p50 TTFT (ms)", color="tab:red")
+    knee = document.get("knee_rate")
+    if knee is not None:
+        axis.axvline(knee, color="grey", linestyle="-.", label=f"knee: {knee:g} req/s")
+    axis.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    path = folder / "throughput.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def _label(level: dict[str, Any]) -> str:

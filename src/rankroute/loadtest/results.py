@@ -15,18 +15,23 @@ from typing import Any
 
 from rankroute.data.store import OutcomeStore
 from rankroute.loadtest.runner import LoadTestRun
-from rankroute.loadtest.sweep import SweepResult
+from rankroute.loadtest.sweep import RateSweepResult, SweepResult
 
 RUN_KIND = "loadtest"
 
 
-def result_document(result: LoadTestRun | SweepResult) -> dict[str, Any]:
-    """One JSON-safe document for a single run (one level) or a sweep (several)."""
+def result_document(result: LoadTestRun | SweepResult | RateSweepResult) -> dict[str, Any]:
+    """One JSON-safe document for a single run (one level), a concurrency sweep or a rate sweep."""
+    knee_rate = None
     if isinstance(result, LoadTestRun):
         levels, knee, saturated, run_id, mode = [result], None, None, result.run_id, "run"
-    else:
+    elif isinstance(result, SweepResult):
         levels, knee, saturated, mode = result.levels, result.knee_concurrency, result.saturated, "sweep"
         run_id = "loadtest-sweep-" + uuid.uuid4().hex[:12]
+    else:
+        levels, knee, saturated, mode = result.levels, None, result.saturated, "rate-sweep"
+        knee_rate = result.knee_rate
+        run_id = "loadtest-rate-sweep-" + uuid.uuid4().hex[:12]
     first = levels[0].config if levels else None
     return {
         "run_id": run_id,
@@ -36,13 +41,14 @@ def result_document(result: LoadTestRun | SweepResult) -> dict[str, Any]:
         "base_url": first.base_url if first else None,
         "model": first.model if first else None,
         "knee_concurrency": knee,
+        "knee_rate": knee_rate,
         "saturated": saturated,
         "levels": [level.model_dump(mode="json") for level in levels],
     }
 
 
 def write_results(
-    result: LoadTestRun | SweepResult,
+    result: LoadTestRun | SweepResult | RateSweepResult,
     out_dir: str | Path,
     *,
     store: OutcomeStore | None = None,

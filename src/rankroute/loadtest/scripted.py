@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ class Script:
     include_usage: bool = True
     fail_every: int = 0
     fail_status: int = 500
+    slots: int = 0  # requests answered at once (0: no limit); the rest wait, as for a server's batch slots
 
 
 class ScriptedServer:
@@ -51,6 +52,7 @@ class ScriptedServer:
         self._connections: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
+        self._slots = threading.Semaphore(self.script.slots) if self.script.slots > 0 else None
 
     @property
     def base_url(self) -> str:
@@ -97,7 +99,7 @@ class ScriptedServer:
         try:
             while not self._closing.is_set():
                 request_line = reader.readline()
-                received = time.perf_counter()  # the script's clock starts when the request arrives
+                received = time.perf_counter()  # TTFT counts from the request's arrival
                 if not request_line:
                     return
                 length = 0
@@ -109,7 +111,10 @@ class ScriptedServer:
                 with self._count_lock:
                     self.requests += 1
                     number = self.requests
-                self._answer(connection, body, received, number)
+                with self._slots if self._slots is not None else nullcontext():
+                    # the script runs from the arrival, or from when a slot freed up
+                    started = received if self._slots is None else time.perf_counter()
+                    self._answer(connection, body, received, started, number)
         except (OSError, ValueError):
             pass
         finally:
@@ -117,7 +122,9 @@ class ScriptedServer:
             reader.close()
             connection.close()
 
-    def _answer(self, connection: socket.socket, body: dict[str, Any], received: float, number: int) -> None:
+    def _answer(
+        self, connection: socket.socket, body: dict[str, Any], received: float, started: float, number: int
+    ) -> None:
         script = self.script
         if script.fail_every and number % script.fail_every == 0:
             message = json.dumps({"error": {"message": "scripted failure"}}).encode()
@@ -136,7 +143,7 @@ class ScriptedServer:
         first = last = received
         while sent < tokens:
             count = min(script.tokens_per_chunk, tokens - sent)
-            delay = received + script.ttft_s + (sent + count - 1) * script.itl_s - time.perf_counter()
+            delay = started + script.ttft_s + (sent + count - 1) * script.itl_s - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             text = "tok" * count
@@ -150,6 +157,7 @@ class ScriptedServer:
             "choices": [],
             # what the server did, in milliseconds from the request's arrival
             "timings": {
+                "queued_ms": (started - received) * 1000,
                 "first_token_ms": (first - received) * 1000,
                 "last_token_ms": (last - received) * 1000,
             },
@@ -179,6 +187,7 @@ def scripted_server_process(script: Script) -> Iterator[str]:
         "--ttft-ms", str(script.ttft_s * 1000), "--itl-ms", str(script.itl_s * 1000),
         "--tokens", str(script.tokens), "--tokens-per-chunk", str(script.tokens_per_chunk),
         "--fail-every", str(script.fail_every), "--fail-status", str(script.fail_status),
+        "--slots", str(script.slots),
     ]  # fmt: skip
     if not script.include_usage:
         command.append("--no-usage")
@@ -203,6 +212,7 @@ def main() -> None:
     parser.add_argument("--tokens-per-chunk", type=int, default=1)
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--fail-status", type=int, default=500)
+    parser.add_argument("--slots", type=int, default=0, help="requests answered at once (0: no limit)")
     parser.add_argument("--no-usage", action="store_true", help="send no usage chunk")
     args = parser.parse_args()
     script = Script(
@@ -213,6 +223,7 @@ def main() -> None:
         include_usage=not args.no_usage,
         fail_every=args.fail_every,
         fail_status=args.fail_status,
+        slots=args.slots,
     )
     with ScriptedServer(script, port=args.port) as server:
         print(f"serving on {server.base_url}", flush=True)

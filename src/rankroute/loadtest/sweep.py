@@ -1,4 +1,6 @@
-"""Concurrency sweep (1, 2, 4, ... until throughput stops growing) and the knee of throughput vs latency."""
+"""Sweeps: closed loop at 1, 2, 4, ... users until throughput stops growing (the knee of throughput vs
+latency), and open loop at rising Poisson arrival rates until goodput under the SLO falls off (the knee:
+the highest rate the server sustains within the SLO)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
+from rankroute.data.errors import DataError
 from rankroute.loadtest.config import LoadTestConfig
 from rankroute.loadtest.runner import LoadTestRun, Progress, arun_load_test, make_client
 
@@ -87,3 +90,75 @@ async def asweep(
 def sweep(config: LoadTestConfig, prompts: Sequence[str], **options: object) -> SweepResult:
     """Sync face of `asweep`."""
     return asyncio.run(asweep(config, prompts, **options))  # type: ignore[arg-type]
+
+
+class RateSweepResult(BaseModel):
+    """Every offered rate's run, and the knee: the highest rate whose requests still met the SLO (at least
+    `min_attainment` of them) while goodput kept growing; None if even the first rate did not."""
+
+    levels: list[LoadTestRun]
+    knee_rate: float | None
+    saturated: bool
+
+
+def rate_levels(start_rate: float, max_rate: float, growth: float = 2.0) -> list[float]:
+    """start, start x growth, ... up to and including `max_rate` (requests per second)."""
+    if start_rate <= 0 or max_rate < start_rate or growth <= 1:
+        raise DataError(
+            f"bad rate sweep: start {start_rate:g}, max {max_rate:g}, growth {growth:g}",
+            hint="need 0 < start rate <= max rate and growth > 1",
+        )
+    levels = [start_rate]
+    while levels[-1] * growth <= max_rate:
+        levels.append(levels[-1] * growth)
+    if levels[-1] < max_rate:
+        levels.append(max_rate)
+    return levels
+
+
+async def arate_sweep(
+    config: LoadTestConfig,
+    prompts: Sequence[str],
+    *,
+    start_rate: float = 1.0,
+    max_rate: float = 64.0,
+    growth: float = 2.0,
+    min_attainment: float = 0.9,
+    min_gain: float = 0.05,
+    max_error_rate: float = 0.2,
+    progress: Progress | None = None,
+    on_level: Callable[[LoadTestRun], None] | None = None,
+) -> RateSweepResult:
+    """Open-loop runs at rising arrival rates (`rate_levels`), each bounded as `config` says.
+
+    A rate is sustained when at least `min_attainment` of its requests meet `config.slo`, no more than
+    `max_error_rate` fail, and goodput (requests/s within the SLO) grew by at least `min_gain` over the
+    rate before. The sweep stops at the first rate that is not (saturated) and reports the last one that
+    was. Arrivals follow their own timetable, so past the knee requests queue and the SLO shows it.
+    """
+    levels: list[LoadTestRun] = []
+    knee: float | None = None
+    saturated = False
+    rates = rate_levels(start_rate, max_rate, growth)
+    widest = config.model_copy(update={"mode": "open", "rate": rates[-1]})
+    async with make_client(widest) as client:
+        for rate in rates:
+            level_config = config.model_copy(update={"mode": "open", "rate": rate})
+            run = await arun_load_test(level_config, prompts, progress=progress, client=client)
+            levels.append(run)
+            if on_level is not None:
+                on_level(run)
+            summary = run.summary
+            grew = len(levels) == 1 or summary.goodput_requests_per_s >= (
+                levels[-2].summary.goodput_requests_per_s * (1 + min_gain)
+            )
+            if summary.slo_attainment < min_attainment or summary.error_rate > max_error_rate or not grew:
+                saturated = True
+                break
+            knee = rate
+    return RateSweepResult(levels=levels, knee_rate=knee, saturated=saturated)
+
+
+def rate_sweep(config: LoadTestConfig, prompts: Sequence[str], **options: object) -> RateSweepResult:
+    """Sync face of `arate_sweep`."""
+    return asyncio.run(arate_sweep(config, prompts, **options))  # type: ignore[arg-type]
