@@ -7,6 +7,7 @@ Streams by default so time to first token and inter-token latency are measured o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -92,27 +93,55 @@ def _env_proxy(url: str) -> httpx.Proxy | None:
     return httpx.Proxy(proxy) if proxy else None
 
 
-def _transport(kind: str, limits: httpx.Limits, base_url: str) -> httpx.AsyncBaseTransport | None:
-    """The connection layer under the httpx client: aiohttp's, unless httpx's own is asked for.
+def _transport(kind: str, limits: httpx.Limits, base_url: str) -> httpx.AsyncBaseTransport:
+    """The connection layer: aiohttp's connector behind httpx's transport interface, or httpx's own.
 
     httpcore's pool scans every connection (a socket poll each) whenever a request is queued or
     finishes, so its cost per request grows with the number of connections: measured on the 2-core
     reference machine against an instant server, 255 req/s at 1 connection but 43 at 64. aiohttp's
-    connector (with its C HTTP parser) held ~700 req/s at every concurrency. httpx-aiohttp keeps the
-    httpx API above it (requests, streaming, timeouts and httpx's exception types), so nothing else changes.
+    connector (with its C HTTP parser) held ~700 req/s at every concurrency. httpx-aiohttp keeps httpx's
+    request, response and exception types above it, so timeouts, streaming and retries read the same.
     """
+    ssl_context = httpx.create_ssl_context()
+    proxy = _env_proxy(base_url)
     if kind == "httpx":
-        return None
+        return httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, proxy=proxy)
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
     # made here, inside the running loop, so the first request's timings hold no set-up. The session
     # does not trust_env: that re-reads the proxy variables and ~/.netrc on a thread for every request
     # (a third of the client's CPU at 1,000 req/s); the proxy is looked up once instead.
-    ssl_context = httpx.create_ssl_context()
     connector = aiohttp.TCPConnector(limit=limits.max_connections or 0, ssl=ssl_context)
     session = aiohttp.ClientSession(connector=connector)
-    return AiohttpTransport(verify=ssl_context, limits=limits, proxy=_env_proxy(base_url), client=session)
+    return AiohttpTransport(verify=ssl_context, limits=limits, proxy=proxy, client=session)
+
+
+class _Connection:
+    """One event loop's transport, request headers and timeouts, used without an httpx.AsyncClient.
+
+    The client's layers (cookie jar, auth flow, redirects, URL merging) cost more CPU per request than
+    aiohttp's whole round trip, and an OpenAI-compatible API needs none of them.
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, headers: dict[str, str], timeout: httpx.Timeout):
+        self.transport = transport
+        self.headers = {"user-agent": "rankroute", "accept": "application/json", **headers}
+        self.extensions = {"timeout": timeout.as_dict()}
+
+    async def open(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        """POST `body` as JSON; the response's body is still to be read (or streamed), then closed."""
+        request = httpx.Request("POST", url, json=body, headers=self.headers, extensions=self.extensions)
+        return await self.transport.handle_async_request(request)
+
+    async def post(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        """POST `body` as JSON and read the whole answer."""
+        response = await self.open(url, body)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
 
 class OpenAIBackend(Backend):
@@ -135,25 +164,21 @@ class OpenAIBackend(Backend):
             write=config.timeout_s,
             pool=config.timeout_s,
         )
-        self._per_loop: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient, asyncio.Semaphore]] = {}
+        self._per_loop: dict[int, tuple[asyncio.AbstractEventLoop, _Connection, asyncio.Semaphore]] = {}
         self._ask_stream_usage = True
         self._max_completion_tokens = False
         self._headers()  # fail at construction, not mid-run, when the API key is missing
 
-    # connection state is per event loop: an AsyncClient's sockets belong to the loop that opened them
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    # connection state is per event loop: a transport's sockets belong to the loop that opened them
+    def _client(self) -> tuple[_Connection, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         for key, (other, _, _) in list(self._per_loop.items()):
             if other.is_closed():
                 del self._per_loop[key]
         if id(loop) not in self._per_loop:
             limits = httpx.Limits(max_connections=self.config.max_concurrency, max_keepalive_connections=None)
-            client = httpx.AsyncClient(
-                timeout=self.timeout,
-                limits=limits,
-                headers=self._headers(),
-                transport=_transport(self.config.http_transport, limits, self.base_url),
-            )
+            transport = _transport(self.config.http_transport, limits, self.base_url)
+            client = _Connection(transport, self._headers(), self.timeout)
             self._per_loop[id(loop)] = (loop, client, asyncio.Semaphore(self.config.max_concurrency))
         _, client, semaphore = self._per_loop[id(loop)]
         return client, semaphore
@@ -171,7 +196,7 @@ class OpenAIBackend(Backend):
         loop = asyncio.get_running_loop()
         entry = self._per_loop.pop(id(loop), None)
         if entry is not None:
-            await entry[1].aclose()
+            await entry[1].transport.aclose()
 
     def _body(self, params: DecodingParams) -> dict[str, Any]:
         return {"model": self.config.model_id, **params.request_fields()}
@@ -232,7 +257,7 @@ class OpenAIBackend(Backend):
                     url, lambda client: self._stream_once(client, url, sent, chat)
                 )
 
-            async def once(client: httpx.AsyncClient) -> _Answer:
+            async def once(client: _Connection) -> _Answer:
                 start = time.perf_counter()
                 raw = await self._post_json(client, url, sent)
                 return self._parse_full(raw, chat, start, time.perf_counter())
@@ -270,7 +295,7 @@ class OpenAIBackend(Backend):
             return True
         return False
 
-    async def _with_retries(self, url: str, attempt_once: Callable[[httpx.AsyncClient], Awaitable[T]]) -> T:
+    async def _with_retries(self, url: str, attempt_once: Callable[[_Connection], Awaitable[T]]) -> T:
         client, semaphore = self._client()
         last: _Retryable | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
@@ -308,8 +333,8 @@ class OpenAIBackend(Backend):
             raise _Retryable(f"HTTP {status}", status, body_text, retry_after)
         raise UpstreamHTTPError(self.name, url, status, body_text, attempts=1)
 
-    async def _post_json(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await client.post(url, json=body)
+    async def _post_json(self, client: _Connection, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post(url, body)
         if response.status_code >= 400:
             self._check_status(response, url, response.text)
         try:
@@ -344,9 +369,7 @@ class OpenAIBackend(Backend):
         values = _logprob_values(choices[0].get("logprobs"))
         return _Answer(text, choices[0].get("finish_reason"), usage, values or None, start, end, raw=raw)
 
-    async def _stream_once(
-        self, client: httpx.AsyncClient, url: str, body: dict[str, Any], chat: bool
-    ) -> _Answer:
+    async def _stream_once(self, client: _Connection, url: str, body: dict[str, Any], chat: bool) -> _Answer:
         start = time.perf_counter()
         parts: list[str] = []
         logprobs: list[float] = []
@@ -355,7 +378,8 @@ class OpenAIBackend(Backend):
         first_token = last_token = None
         done = False
         last_chunk: dict[str, Any] = {}
-        async with client.stream("POST", url, json=body) as response:
+        response = await client.open(url, body)
+        async with contextlib.aclosing(response):
             if response.status_code >= 400:
                 await response.aread()
                 self._check_status(response, url, response.text)
