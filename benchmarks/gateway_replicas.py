@@ -125,9 +125,9 @@ def main() -> None:
         shared_key = new_key(rep1_port, 1e6)["key"]
         cells = {
             "direct": (up_port, "sk-bench"),
-            "gateway, no key": (local_port, "sk-bench"),
-            "budgeted key, in process": (local_port, rich_key),
-            "budgeted key, Redis (2 replicas)": (rep1_port, shared_key),
+            "no key": (local_port, "sk-bench"),
+            "budget, local": (local_port, rich_key),
+            "budget, Redis": (rep1_port, shared_key),
         }
         results: dict[tuple[str, int], dict[str, Any]] = {}
         for conc in [int(c) for c in args.concurrency.split(",")]:
