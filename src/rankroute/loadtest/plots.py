@@ -67,6 +67,8 @@ def save_plots(document: dict[str, Any], folder: Path) -> list[Path]:
 
 
 def _rate_plot(document: dict[str, Any], folder: Path, plt: Any) -> Path:
+    from matplotlib.ticker import ScalarFormatter
+
     levels = document["levels"]
     offered = [level["config"]["rate"] for level in levels]
     figure, axis = plt.subplots(figsize=(6.5, 4))
@@ -76,6 +78,8 @@ def _rate_plot(document: dict[str, Any], folder: Path, plt: Any) -> Path:
     axis.plot(offered, goodput, "^-", label="within SLO req/s")
     axis.set_xscale("log", base=2)
     axis.set_yscale("log", base=2)
+    for scale in (axis.xaxis, axis.yaxis):  # 10, 20, 40 rather than powers of two
+        scale.set_major_formatter(ScalarFormatter())
     axis.set_xlabel("offered rate (requests/s, Poisson arrivals)")
     axis.set_ylabel("requests/s")
     twin = axis.twinx()
