@@ -140,3 +140,32 @@ def test_time_based_flush_stores_outcomes_long_before_the_batch_fills(tmp_path: 
     # at least the first 30 answers were older than many flush intervals at the kill: they are stored
     assert 30 <= len(kept) <= asked_before_kill < total
     assert kept["prompt_id"].nunique() == len(kept)
+
+
+def test_buffered_outcomes_are_stored_while_no_answer_arrives(tmp_path: Path) -> None:
+    """Two answers come at once, the third hangs: the timer, not a later answer, must store the two."""
+    state = ServerState(answer=sum_answerer, faults=["ok", "ok", "hang"], hang_s=8.0)
+    store_path = tmp_path / "store.duckdb"
+    with serve(state) as url:
+        config = write_config(
+            tmp_path / "eval.yaml",
+            run_name="paused",
+            models=[{"name": "m", "base_url": url, "stream": False, "timeout_s": 30}],
+            tasks=[{"name": "arith", "limit": 3}],
+            store=str(store_path),
+            concurrency=3,
+            batch_size=100,
+            flush_interval_s=0.2,
+        )
+        process = rankroute_eval("--config", str(config))
+        deadline = time.monotonic() + 120
+        while state.requests < 3 and process.poll() is None:
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.01)
+        time.sleep(2.5)  # many flush intervals, while the third request hangs
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    with OutcomeStore(store_path) as store:
+        kept = store.read_outcomes()
+    assert len(kept) == 2 and kept["prompt_id"].nunique() == 2
