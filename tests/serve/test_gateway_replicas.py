@@ -74,6 +74,8 @@ def test_replicas_hammered_at_once_never_spend_past_a_shared_budget(
                 )
 
         statuses = [r.status_code for r in asyncio.run(burst())]
+        with second.admin() as admin:  # each replica writes its own ledger rows: flush both
+            admin.get("/admin/spend")
         with first.admin() as admin:
             rows = admin.get("/admin/spend", params={"limit": 1000}).json()["data"]
         books = [_books(first, created["key_id"]), _books(second, created["key_id"])]
