@@ -249,3 +249,32 @@ def test_concurrent_replicas_never_book_past_a_budget(redis_url, budget, request
     spent, reserved, booked = asyncio.run(scenario())
     assert spent <= budget + 1e-9 and reserved == pytest.approx(0, abs=1e-12)
     assert spent == pytest.approx(booked, abs=1e-9)
+
+
+def test_an_unreachable_redis_refuses_budgeted_keys_with_503_and_cache_misses(
+    mock_upstream, tmp_path
+) -> None:
+    """Budgets and revocations cannot be checked: fail closed with a clear 503; the cache just misses."""
+    from gateway_harness import free_port
+
+    upstream = mock_upstream()
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    config = _config(upstream.url, tmp_path / "ledger.sqlite", dead, cache={"enabled": True})
+    config["keys"] = {"required": False}
+    with run_gateway(config) as gw:
+        created = _new_key(gw, budget_usd=5.0)
+        with gw.client(created["key"]) as keyed, gw.client() as anonymous:
+            refused = keyed.post("/v1/chat/completions", json=CHAT)
+            served = [
+                anonymous.post("/v1/chat/completions", json={**CHAT, "temperature": 0}) for _ in range(2)
+            ]
+            with gw.admin() as admin:
+                keys_page = admin.get("/admin/keys")
+    error = refused.json()["error"]
+    assert (
+        refused.status_code == 503
+        and error["code"] == "shared_state_unavailable"
+        and "Redis" in error["message"]
+    )
+    assert [r.status_code for r in served] == [200, 200] and upstream.stats.requests == 2
+    assert keys_page.status_code == 503

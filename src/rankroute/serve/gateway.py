@@ -444,6 +444,8 @@ class Gateway:
                 raise GatewayError(
                     429, str(exc), type="rate_limit_error", code="rate_limit_exceeded"
                 ) from exc
+            except SharedStateUnavailable as exc:
+                raise shared_state_error(exc) from exc
 
         sticky = str(
             body.get("user") or (key.key_id if key else "") or (request.client.host if request.client else "")

@@ -369,9 +369,14 @@ class RedisRateLimiter(RateLimiter):
             return
         window = int(time.time() // 60)
         req_key, tok_key = f"rankroute:rl:{key_id}:{window}:r", f"rankroute:rl:{key_id}:{window}:t"
+        import redis
+
         pipe = self._redis.pipeline(transaction=True)
         pipe.incr(req_key).incrby(tok_key, tokens).expire(req_key, 120).expire(tok_key, 120)
-        n_requests, n_tokens, *_ = await pipe.execute()
+        try:
+            n_requests, n_tokens, *_ = await pipe.execute()
+        except redis.RedisError as exc:
+            raise SharedStateUnavailable(f"shared rate limits (Redis) failed to answer: {exc}") from exc
         if rpm is not None and n_requests > rpm:
             raise RateLimited(f"key {key_id} is over its limit of {rpm} requests per minute")
         if tpm is not None and n_tokens > tpm:
