@@ -178,10 +178,12 @@ def test_gsm8k_asks_for_reasoning_in_chat_and_stops_at_a_new_problem() -> None:
     task = task_named("gsm8k")
     instance = task.instances(limit=1, seed=0)[0]
     assert [m["role"] for m in instance.messages] == ["user"]
-    assert (
-        "reason" in instance.messages[0]["content"]
-        and "The final answer is" in instance.messages[0]["content"]
+    assert instance.messages[0]["content"].endswith(
+        "\nPlease reason step by step, and put your final answer within \\boxed{}."
     )
+    shot = Task(task.spec.model_copy(update={"fewshot": task.spec.fewshot.model_copy(update={"k": 1})}))
+    solved = shot.instances(limit=1, seed=0)[0].messages[1]["content"]  # a few-shot answer ends the same way
+    assert extract_final_number(solved) == solved.split("boxed{")[1].split("}")[0]
     params = task.decoding(DecodingParams(max_tokens=16))
     assert params.max_tokens == 384 and params.stop and "\nQuestion:" in params.stop
 
