@@ -336,7 +336,8 @@ class Runner:
             try:
                 started = time.perf_counter()
                 scoring = await task.loglikelihoods(backend, inst)
-                latency_ms = (time.perf_counter() - started) * 1000
+                # the backend's own time when it measures one (without loading the model), else the wall
+                latency_ms = scoring.latency_ms or (time.perf_counter() - started) * 1000
             except BackendUnsupported:
                 if self.config.multiple_choice == "loglikelihood":
                     raise
