@@ -328,33 +328,33 @@ def install_local_models(names: Iterable[str], *, quiet: bool = True) -> list[st
 
 def gguf_tokenizer(model_path: Path, cache_dir: Path | None = None) -> Any | None:
     """The model's own tokenizer (a `tokenizers.Tokenizer`) read from the GGUF's metadata, or None when
-    `transformers` and `gguf` are not installed.
+    `transformers` and `gguf` are not installed or cannot convert this architecture.
 
     Multiple-choice scoring needs the canonical token ids of each answer, which llama.cpp's in-process
-    server does not expose. transformers converts the GGUF vocabulary once (seconds to a minute); the
-    result is kept as `tokenizer.json` in the model cache, which later runs load in about a second.
+    server does not expose. transformers converts the GGUF vocabulary once, in a subprocess (it takes
+    seconds to a minute and ~1 GB that would otherwise count in this process's peak memory); the result
+    is kept as `tokenizer.json` in the model cache, which later runs load in about a second.
     """
-    cache_dir = cache_dir or model_cache_dir()
-    stamp = f"{model_path.stem}-{model_path.stat().st_size}.tokenizer.json"
-    cached = cache_dir / "tokenizers" / stamp
     try:
         from tokenizers import Tokenizer
     except ImportError:
         return None
-    if cached.is_file():
-        return Tokenizer.from_file(str(cached))
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        return None
-    try:
-        converted = AutoTokenizer.from_pretrained(str(model_path.parent), gguf_file=model_path.name)
-    except (ImportError, ValueError, KeyError, OSError):
-        return None  # no `gguf` package, or an architecture transformers cannot convert
-    tokenizer = converted.backend_tokenizer
-    try:
+    cache_dir = cache_dir or model_cache_dir()
+    cached = cache_dir / "tokenizers" / f"{model_path.stem}-{model_path.stat().st_size}.tokenizer.json"
+    if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(str(cached))
-    except OSError:
-        pass  # read-only cache: convert again next time
-    return tokenizer
+        convert = (
+            "import sys\n"
+            "from transformers import AutoTokenizer\n"
+            "tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2])\n"
+            "tokenizer.backend_tokenizer.save(sys.argv[3])\n"
+        )
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        arguments = [str(model_path.parent), model_path.name, str(partial)]
+        result = subprocess.run(
+            [sys.executable, "-c", convert, *arguments], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0 or not partial.is_file():
+            return None
+        partial.replace(cached)  # atomic: a concurrent run never reads half a file
+    return Tokenizer.from_file(str(cached))

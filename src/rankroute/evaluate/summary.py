@@ -39,7 +39,20 @@ def summarize(store: OutcomeStore, config_keys: Mapping[tuple[str, str], str]) -
     models = sorted({model for model, _ in config_keys})
     if not models:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    outcomes = store.read_outcomes(models=models)
+    return _summary_rows(store.read_outcomes(models=models), config_keys)
+
+
+def summarize_store(store: OutcomeStore) -> pd.DataFrame:
+    """The summary of everything a store holds: one row per (model, task, config) it has outcomes for."""
+    outcomes = store.read_outcomes()
+    if outcomes.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    tasks = outcomes["prompt_id"].str.split("/", n=1).str[0]
+    keys = {(m, t): k for m, t, k in zip(outcomes["model"], tasks, outcomes["config_key"], strict=True)}
+    return _summary_rows(outcomes, keys)
+
+
+def _summary_rows(outcomes: pd.DataFrame, config_keys: Mapping[tuple[str, str], str]) -> pd.DataFrame:
     rows = []
     for (model, task), key in sorted(config_keys.items()):
         part = outcomes[(outcomes["model"] == model) & (outcomes["config_key"] == key)]
@@ -80,3 +93,24 @@ def summary_table(summary: pd.DataFrame, title: str = "evaluation") -> Table:
     for row in summary.to_dict(orient="records"):
         table.add_row(*(_fmt(row[c], digits.get(c, 0)) for c in SUMMARY_COLUMNS))
     return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m rankroute.evaluate.summary STORE...`: the summary table of one or more stores."""
+    import sys
+
+    from rich.console import Console
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        raise SystemExit("usage: python -m rankroute.evaluate.summary STORE.duckdb [STORE.duckdb ...]")
+    frames = []
+    for path in paths:
+        with OutcomeStore(path) as store:
+            frames.append(summarize_store(store))
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SUMMARY_COLUMNS)
+    Console().print(summary_table(summary, title="outcomes by model x task"))
+
+
+if __name__ == "__main__":
+    main()
