@@ -4,17 +4,21 @@ the fast task detector equal to scikit-learn's, and routers fitted with it routi
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from routing_data import routerbench_matrix, routerbench_prompts
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 import rankroute.route.static_encoder as static_encoder
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, default_encoder, minilm_available
-from rankroute.route.features import TaskDetector, question_text
+from rankroute.route.features import TaskDetector, char_wb_trigrams, question_text
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
 from rankroute.route.static_encoder import StaticEncoder, principal_components, sif_weights
@@ -139,6 +143,16 @@ def test_fast_task_detector_equals_scikit_learn() -> None:
         assert np.allclose(detector.predict_proba(held_out), reference[:, order], atol=1e-12)
         reloaded = pickle.loads(pickle.dumps(detector))
         assert np.array_equal(reloaded.predict_proba(held_out[:5]), detector.predict_proba(held_out[:5]))
+
+
+SKLEARN_TRIGRAMS = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)).build_analyzer()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZé1?_ \t\n\u00a0")), max_size=40) | st.text(max_size=40))
+def test_char_wb_trigrams_count_what_scikit_learn_counts(text: str) -> None:
+    ours = Counter(g for g in char_wb_trigrams(text) if "  " not in g)  # two spaces: spans words
+    assert ours == Counter(SKLEARN_TRIGRAMS(text))
 
 
 @pytest.fixture(scope="module")

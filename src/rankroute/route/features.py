@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,30 @@ def question_text(text: str, max_chars: int = 1000) -> str:
 
 def prompt_lengths(texts: Sequence[str]) -> np.ndarray:
     return np.array([len(t) for t in texts], dtype=np.float64)
+
+
+def char_wb_trigrams(text: str) -> Iterator[str]:
+    """scikit-learn's `char_wb` 3-grams of lowercased text (each word padded with one space), plus
+    n-grams spanning two words, which contain two spaces and so match no fitted vocabulary entry.
+
+    Same counts as TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)) for every vocabulary n-gram,
+    several times faster: the slicing runs in C, not in a Python loop per character.
+    """
+    padded = " " + "  ".join(text.lower().split()) + " "
+    n = len(padded) - 2
+    return map(padded.__getitem__, map(slice, range(n), range(3, n + 3)))
+
+
+_TRIGRAM_PARAMS = {
+    "analyzer": "char_wb",
+    "ngram_range": (3, 3),
+    "lowercase": True,
+    "preprocessor": None,
+    "strip_accents": None,
+    "decode_error": "strict",
+    "input": "content",
+}
+"""The vectorizer settings under which char_wb_trigrams reproduces scikit-learn's analyzer."""
 
 
 class TaskDetector:
@@ -97,7 +121,9 @@ class TaskDetector:
                 order = [classes.index(t) for t in self.tasks_]
                 coef, intercept = coef[order], intercept[order]
             vectorizer = self._vectorizer
-            parts = (vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, coef, intercept)
+            plain_trigrams = {**vectorizer.get_params(), **_TRIGRAM_PARAMS} == vectorizer.get_params()
+            analyzer = char_wb_trigrams if plain_trigrams else vectorizer.build_analyzer()
+            parts = (analyzer, vectorizer.vocabulary_, vectorizer.idf_, coef, intercept)
             self._parts = parts
         return parts
 

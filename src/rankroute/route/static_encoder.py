@@ -187,10 +187,15 @@ class StaticEncoder:
             ids = [tokenizer.encode(texts[0], add_special_tokens=False).ids]
         else:
             ids = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
-        counts = np.array([len(i) for i in ids])
-        if counts.sum():
-            flat = np.concatenate([np.asarray(i, dtype=np.int64) for i in ids if i])
-            starts = np.concatenate([[0], np.cumsum(counts[counts > 0])[:-1]])
-            out[counts > 0] = np.add.reduceat(table[flat], starts, axis=0)
+        if len(ids) == 1:
+            if ids[0]:
+                out[0] = table[ids[0]].sum(axis=0)
+        else:  # sum rows as a sparse (texts x vocabulary) product: no (tokens x dim) copy of the table
+            from scipy.sparse import csr_matrix
+
+            indptr = np.concatenate([[0], np.cumsum([len(i) for i in ids])])
+            flat = np.fromiter((t for i in ids for t in i), dtype=np.int64, count=int(indptr[-1]))
+            counts = csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(len(ids), len(table)))
+            out[:] = counts @ table
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=out, where=norms > 0)
