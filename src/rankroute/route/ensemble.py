@@ -1,9 +1,10 @@
 """Ensemble router: the mean of several learned routers' predicted quality per (prompt, model).
 
-Each member errs differently (k-NN is local and noisy, mf is global and smooth); averaging their
-probabilities is better calibrated than either alone, and routing trades those probabilities against cost.
-On the RouterBench subset, 5-fold cross-validation on the training prompts only put knn + mf ahead of the
-Zero router on all three tasks, where each member alone fell behind it on one (docs/benchmarks.md).
+Each member errs differently (k-NN is local and noisy, mf global and smooth, the MLP non-linear); averaging
+their probabilities is better calibrated than any one, and routing trades those probabilities against cost.
+On the RouterBench subset, 5-fold cross-validation on the training prompts only put knn + mf + mlp ahead of
+the Zero router on all three tasks with both the static and the full MiniLM encoder, where each member
+alone fell behind it on at least one (docs/benchmarks.md, "Routing evaluation").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class EnsembleRouter(Router):
 
     def __init__(
         self,
-        members: Sequence[str] = ("knn", "mf"),
+        members: Sequence[str] = ("knn", "mf", "mlp"),
         weights: Sequence[float] | None = None,
         encoder: PromptEncoder | None = None,
     ) -> None:
