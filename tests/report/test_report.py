@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rankroute.cli import app, main
 from rankroute.data import OutcomeStore
+from rankroute.loadtest import SLO, LoadTestConfig, Script, ScriptedServer, rate_sweep, write_results
 from rankroute.report import read_route_evaluation, render_html
 
 
@@ -155,3 +156,16 @@ def test_missing_store_exits_2(
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "no store at" in capsys.readouterr().err
+
+
+def test_rate_sweep_is_drawn_against_arrival_rate(tmp_path: Path) -> None:
+    script = Script(ttft_s=0.01, itl_s=0.002, tokens=2, slots=1)
+    with ScriptedServer(script) as server, OutcomeStore(tmp_path / "s.duckdb") as store:
+        config = LoadTestConfig(base_url=server.base_url, requests=12, slo=SLO(ttft_ms=200))
+        result = rate_sweep(config, ["x"], start_rate=20.0, max_rate=640.0, growth=4.0)
+        write_results(result, tmp_path / "loadtest", store=store, plots=False)
+        page = render_html(store)
+    assert "Throughput against arrival rate" in page and "offered requests/s" in page
+    if result.knee_rate is not None:
+        assert f"knee at {result.knee_rate} req/s" in page
+    assert "Throughput against concurrency" not in page

@@ -312,24 +312,25 @@ def loadtest_section(store: OutcomeStore) -> Section:
                 }
             )
         frame = pd.DataFrame(rows)
-        knee = run.get("knee_concurrency")
+        by_rate = run.get("mode") == "rate-sweep"
+        knee = run.get("knee_rate") if by_rate else run.get("knee_concurrency")
         when = str(run.get("created_at", ""))[:19]
         heading = f"{run.get('model')} at {run.get('base_url')} ({run.get('mode')}, {when})"
         if knee is not None:
-            heading += f"; knee at {knee} users"
+            heading += f"; knee at {knee} req/s" if by_rate else f"; knee at {knee} users"
         parts.append(f"<h3>{html.escape(heading)}</h3>" + table_html(frame, f"loadtest-{index}"))
         if len(rows) > 1:
             levels = run["levels"]
-            concurrency = [float(level["config"]["concurrency"]) for level in levels]
+            load = [float(level["config"]["rate" if by_rate else "concurrency"]) for level in levels]
             chart = Chart(
                 f"chart-loadtest-{index}",
-                "Throughput against concurrency",
-                "concurrent users",
+                "Throughput against arrival rate" if by_rate else "Throughput against concurrency",
+                "offered requests/s" if by_rate else "concurrent users",
                 "output tokens/s",
                 [
                     Series(
                         "output tokens/s",
-                        concurrency,
+                        load,
                         frame["out tok/s"].tolist(),
                         mode="lines+markers",
                         labels=[f"p50 latency {v:.0f} ms" for v in frame["latency p50 ms"].fillna(0)],
