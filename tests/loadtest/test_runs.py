@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,25 @@ def test_open_loop_arrivals_follow_the_target_rate() -> None:
     assert np.diff(starts).mean() == pytest.approx(0.02, rel=0.35)
     # open loop: requests overlap (each takes ~90 ms, arrivals every ~20 ms)
     assert max(r["start_s"] for r in run.results[:10]) < min(r["end_s"] for r in run.results[:10]) + 0.2
+    assert run.summary.schedule_lag_ms is not None and run.summary.schedule_lag_ms.count == 60
+
+
+def test_open_loop_reports_the_clients_own_lateness() -> None:
+    """A client whose event loop stalls starts requests after their arrival time; the lag is reported,
+    not silently folded into a slower arrival rate (coordinated omission)."""
+    stalled: list[bool] = []
+
+    def stall_once(_: object) -> None:
+        if not stalled:
+            stalled.append(True)
+            time.sleep(0.15)  # blocks the event loop, as a busy client would
+
+    with ScriptedServer(Script(ttft_s=0.005, itl_s=0.0, tokens=1)) as server:
+        config = LoadTestConfig(base_url=server.base_url, mode="open", rate=100, requests=40, seed=1)
+        run = run_load_test(config, ["x"], progress=stall_once)
+    lags = [r["schedule_lag_ms"] for r in run.results]
+    assert all(lag is not None and lag >= 0 for lag in lags)
+    assert max(lags) >= 100.0  # the requests due during the stall started late, and say so
 
 
 def test_duration_bound_stops_the_run() -> None:

@@ -40,6 +40,7 @@ class RequestResult:
     itl_ms: float | None = None
     latency_ms: float = 0.0
     before_send_ms: float | None = None
+    schedule_lag_ms: float | None = None  # open loop: how late the request started after its arrival time
     input_tokens: int | None = None
     output_tokens: int | None = None
     tokens_counted_by: str | None = None

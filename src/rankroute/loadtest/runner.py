@@ -93,7 +93,7 @@ async def arun_load_test(
             origin = time.perf_counter()
             schedule = _Schedule(config, prompts, origin)
 
-            async def send(number: int, prompt: str, warmup: bool) -> None:
+            async def send(number: int, prompt: str, warmup: bool, due: float | None = None) -> None:
                 body = request_body(
                     config.model,
                     prompt,
@@ -104,6 +104,8 @@ async def arun_load_test(
                 )
                 result = await timed_request(http, config.url, body, index=number, origin=origin)
                 result.warmup = warmup
+                if due is not None:
+                    result.schedule_lag_ms = max(0.0, (origin + result.start_s - due) * 1000.0)
                 results.append(result)
                 if progress is not None:
                     progress(result)
@@ -137,7 +139,7 @@ async def _closed_loop(
 async def _open_loop(
     config: LoadTestConfig,
     schedule: _Schedule,
-    send: Callable[[int, str, bool], Any],
+    send: Callable[[int, str, bool, float], Any],
     results: list[RequestResult],
     origin: float,
     progress: Progress | None,
@@ -166,7 +168,7 @@ async def _open_loop(
             if progress is not None:
                 progress(dropped)
             continue
-        task = asyncio.create_task(send(*ticket))
+        task = asyncio.create_task(send(*ticket, due))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:

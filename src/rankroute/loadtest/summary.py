@@ -60,6 +60,7 @@ class LoadSummary(BaseModel):
     input_tokens: Distribution
     tokens_counted_by: dict[str, int]
     before_send_ms: Distribution | None = None  # the load tester's own time before a request left
+    schedule_lag_ms: Distribution | None = None  # open loop: the client's lateness against the timetable
     concurrency: int | None = None
     rate: float | None = None
     resources: dict[str, Any] | None = None
@@ -102,4 +103,5 @@ def summarize(results: Sequence[RequestResult], slo: SLO | None = None) -> LoadS
         input_tokens=Distribution.of([float(r.input_tokens or 0) for r in good]),
         tokens_counted_by=dict(Counter(r.tokens_counted_by or "unknown" for r in good)),
         before_send_ms=Distribution.of([r.before_send_ms for r in good]),
+        schedule_lag_ms=Distribution.of([r.schedule_lag_ms for r in measured]),
     )
