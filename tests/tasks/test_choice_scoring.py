@@ -197,3 +197,22 @@ def test_changing_a_task_definition_changes_its_outcome_key() -> None:
     assert letters.version != arc.version
     assert outcome_config_key(letters, backend, params) != outcome_config_key(arc, backend, params)
     assert Task(TaskSpec.model_validate(arc.spec.model_dump())).version == arc.version
+
+
+def test_few_shot_log_likelihood_context_shows_each_shots_gold_answer() -> None:
+    """Shots end with their gold continuation: the option text (ARC), or TruthfulQA's first true answer."""
+    for name in ("arc_challenge", "truthfulqa_mc1"):
+        task = task_named(name)
+        shot_task = Task(
+            task.spec.model_copy(update={"fewshot": task.spec.fewshot.model_copy(update={"k": 1})})
+        )
+        instance = shot_task.instances(limit=1, seed=0)[0]
+        shot = shot_task._shots(
+            next(e for e in shot_task.examples if e.source_id == instance.prompt.metadata["source_id"])
+        )[0]
+        truth = shot.target.index(True) if isinstance(shot.target, list) else shot.target
+        gold = (shot.choices or [])[truth]
+        assert (
+            f"Answer: {gold}\n\n" in (instance.choice_contexts or [""])[0]
+            or f"A: {gold}\n\n" in (instance.choice_contexts or [""])[0]
+        )

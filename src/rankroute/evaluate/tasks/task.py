@@ -389,7 +389,11 @@ class Task:
         field = field or ("completion_template" if "completion_template" in self._templates else "template")
         blocks: list[str] = [system] if system else []
         for shot in self._shots(example):
-            gold = self._continuations(shot)[int(shot.target)] if shot.choices else f" {shot.reference}"
+            if shot.choices:  # TruthfulQA's target is the truth flag of every option: its first true one
+                index = shot.target.index(True) if isinstance(shot.target, list) else int(shot.target)
+                gold = self._continuations(shot)[index]
+            else:
+                gold = f" {shot.reference}"
             blocks.append(self._render_shot(field, shot) + gold)
         continuations = self._continuations(example)
         if self.spec.choice_format == "partial":
