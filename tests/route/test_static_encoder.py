@@ -18,7 +18,7 @@ import rankroute.route.static_encoder as static_encoder
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, default_encoder, minilm_available
-from rankroute.route.features import TaskDetector, char_wb_trigrams, question_text
+from rankroute.route.features import TaskDetector, char_wb_trigram_codes, question_text, trigram_code
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
 from rankroute.route.static_encoder import StaticEncoder, principal_components, sif_weights
@@ -149,10 +149,17 @@ SKLEARN_TRIGRAMS = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3)).build
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("aZé1?_ \t\n\u00a0")), max_size=40) | st.text(max_size=40))
-def test_char_wb_trigrams_count_what_scikit_learn_counts(text: str) -> None:
-    ours = Counter(g for g in char_wb_trigrams(text) if "  " not in g)  # two spaces: spans words
-    assert ours == Counter(SKLEARN_TRIGRAMS(text))
+@given(
+    st.lists(st.text(alphabet=st.sampled_from(list("aZé1?_ \t\n\u00a0")), max_size=30) | st.text(max_size=30))
+)
+def test_trigram_codes_count_what_scikit_learn_counts(texts: list[str]) -> None:
+    rows, codes = char_wb_trigram_codes(texts)
+    for row, text in enumerate(texts):
+        mine = codes[rows == row]
+        grams = ["".join(chr((int(c) >> shift) & 0x1FFFFF) for shift in (42, 21, 0)) for c in mine]
+        ours = Counter(g for g in grams if "  " not in g)  # two spaces: spans two words, in no vocabulary
+        assert ours == Counter(SKLEARN_TRIGRAMS(text)), text
+        assert [trigram_code(g) for g in grams] == [int(c) for c in mine]
 
 
 @pytest.fixture(scope="module")
