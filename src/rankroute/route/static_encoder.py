@@ -186,7 +186,8 @@ class StaticEncoder:
         if len(texts) == 1:  # the online path: skip the batch machinery
             ids = [tokenizer.encode(texts[0], add_special_tokens=False).ids]
         else:
-            ids = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+            encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no offsets
+            ids = [e.ids for e in encode_batch(texts, add_special_tokens=False)]
         if len(ids) == 1:
             if ids[0]:
                 out[0] = table[ids[0]].sum(axis=0)
