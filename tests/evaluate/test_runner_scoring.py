@@ -144,7 +144,7 @@ def test_time_based_flush_stores_outcomes_long_before_the_batch_fills(tmp_path: 
 
 def test_buffered_outcomes_are_stored_while_no_answer_arrives(tmp_path: Path) -> None:
     """Two answers come at once, the third hangs: the timer, not a later answer, must store the two."""
-    state = ServerState(answer=sum_answerer, faults=["ok", "ok", "hang"], hang_s=8.0)
+    state = ServerState(answer=sum_answerer, faults=["ok", "ok", "hang"], hang_s=4.0)
     store_path = tmp_path / "store.duckdb"
     with serve(state) as url:
         config = write_config(
