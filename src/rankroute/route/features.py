@@ -94,16 +94,21 @@ class TaskDetector:
         """
         if len(self.tasks_) == 1:
             return np.ones((len(texts), 1))
-        from scipy.sparse import csr_matrix
-
         vocabulary_codes, vocabulary_columns, idf, coef, intercept = self._scoring_parts()
         rows, codes = char_wb_trigram_codes(self._edges(texts))
         found = np.minimum(np.searchsorted(vocabulary_codes, codes), len(vocabulary_codes) - 1)
         hit = vocabulary_codes[found] == codes
-        columns = vocabulary_columns[found[hit]]
-        tfidf = csr_matrix((idf[columns], (rows[hit], columns)), shape=(len(texts), len(idf)))  # sums repeats
-        norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)))
-        logits = np.asarray(tfidf @ coef.T) / np.maximum(norms, 1e-300) + intercept
+        n_columns = len(idf)
+        cells, counts = np.unique(rows[hit] * n_columns + vocabulary_columns[found[hit]], return_counts=True)
+        cell_rows, cell_columns = np.divmod(cells, n_columns)
+        weights = counts * idf[cell_columns]  # tf-idf of each (text, 3-gram), then l2-normalised per text
+        norms = np.sqrt(np.bincount(cell_rows, weights=weights**2, minlength=len(texts)))
+        weights /= norms[cell_rows]
+        logits = np.tile(intercept, (len(texts), 1))
+        for task, task_coef in enumerate(coef):
+            logits[:, task] += np.bincount(
+                cell_rows, weights=weights * task_coef[cell_columns], minlength=len(texts)
+            )
         if coef.shape[0] == 1:  # binary: scikit-learn's [1 - sigmoid, sigmoid]
             positive = expit(logits[:, 0])
             return np.stack([1.0 - positive, positive], axis=1)
