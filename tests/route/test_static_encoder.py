@@ -77,6 +77,26 @@ def test_table_file_is_reused_and_travels_with_a_pickled_encoder(
     assert not any(tmp_path.iterdir())
 
 
+def test_memo_returns_the_same_vectors_without_tokenizing_and_stays_bounded(
+    table_dir: Path, questions: list[str]
+) -> None:
+    plain = StaticEncoder(cache_dir=table_dir, memo_size=0).encode(questions)
+    encoder = StaticEncoder(cache_dir=table_dir, memo_size=10_000)
+    assert np.array_equal(encoder.encode(questions), plain)
+
+    class NoTokenizer:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError("a memo hit must not tokenize")
+
+    encoder._tokenizer = NoTokenizer()
+    assert np.array_equal(encoder.encode(questions[::-1]), plain[::-1])
+    with pytest.raises(AssertionError, match="must not tokenize"):
+        encoder.encode(["a text never embedded before"])
+    bounded = StaticEncoder(cache_dir=table_dir, memo_size=3)
+    assert np.array_equal(np.vstack([bounded.encode([q]) for q in questions]), plain)
+    assert len(bounded._memo) == 3 and set(bounded._memo) == set(questions[-3:])
+
+
 def test_similar_questions_embed_closer_than_unrelated(table_dir: Path) -> None:
     vectors = StaticEncoder(cache_dir=table_dir).encode(
         [

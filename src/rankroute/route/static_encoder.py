@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,8 @@ class StaticEncoder:
     `cache_dir=None` keeps the distilled table in default_cache_dir(); a path keeps it there;
     `cache_dir=False` distils in memory each time the encoder is loaded. Texts are cut to the first
     `max_tokens` tokens. A text without any token (empty, whitespace) gets the zero vector: no evidence,
-    so routers fall back to their per-task priors.
+    so routers fall back to their per-task priors. The vectors of the last `memo_size` distinct texts
+    are kept in memory (~1 KB each): a repeated prompt skips the tokenizer, the costliest step left.
     """
 
     def __init__(
@@ -91,22 +93,26 @@ class StaticEncoder:
         dim: int = 256,
         sif_coefficient: float = 1e-4,
         max_tokens: int = 512,
+        memo_size: int = 10_000,
         cache_dir: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.dim = dim
         self.sif_coefficient = sif_coefficient
         self.max_tokens = max_tokens
+        self.memo_size = memo_size
         self.cache_dir = cache_dir
         self.name = f"all-MiniLM-L6-v2-static{dim}-sif{sif_coefficient:g}"
         self.n_distilled = 0
         """How many times this object distilled the table (0 when it was read from the cache file)."""
         self._table: np.ndarray | None = None
         self._tokenizer: Any = None
+        self._memo: dict[str, np.ndarray] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """The table travels with a pickled (saved) router, so serving needs neither torch nor the cache."""
         state = self.__dict__.copy()
         state["_tokenizer"] = None
+        state["_memo"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -178,6 +184,21 @@ class StaticEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
+        if not self.memo_size:
+            return self._embed(texts)
+        memo = self._memo
+        found = [memo.get(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, vector in zip(texts, found, strict=True) if vector is None))
+        fresh = dict(zip(missing, self._embed(missing), strict=True)) if missing else {}
+        memo.update(fresh)
+        for oldest in list(islice(memo, max(len(memo) - self.memo_size, 0))):  # forget the earliest
+            memo.pop(oldest, None)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, (text, vector) in enumerate(zip(texts, found, strict=True)):
+            out[i] = vector if vector is not None else fresh[text]
+        return out
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         table = self._load_table()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
