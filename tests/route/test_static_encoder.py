@@ -97,6 +97,17 @@ def test_memo_returns_the_same_vectors_without_tokenizing_and_stays_bounded(
     assert len(bounded._memo) == 3 and set(bounded._memo) == set(questions[-3:])
 
 
+def test_memo_is_safe_across_threads(table_dir: Path, questions: list[str]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    plain = StaticEncoder(cache_dir=table_dir, memo_size=0).encode(questions)
+    shared = StaticEncoder(cache_dir=table_dir, memo_size=5)  # small: threads evict each other's entries
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: shared.encode([questions[i % len(questions)]]), range(400)))
+    assert all(np.array_equal(r[0], plain[i % len(questions)]) for i, r in enumerate(results))
+    assert len(shared._memo) <= 5
+
+
 def test_similar_questions_embed_closer_than_unrelated(table_dir: Path) -> None:
     vectors = StaticEncoder(cache_dir=table_dir).encode(
         [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
@@ -107,16 +108,19 @@ class StaticEncoder:
         self._table: np.ndarray | None = None
         self._tokenizer: Any = None
         self._memo: dict[str, np.ndarray] = {}
+        self._memo_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         """The table travels with a pickled (saved) router, so serving needs neither torch nor the cache."""
         state = self.__dict__.copy()
         state["_tokenizer"] = None
         state["_memo"] = {}
+        del state["_memo_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._memo_lock = threading.Lock()
         if self._table is not None:  # several routers loaded in one process share one table
             self._table = _SHARED_TABLES.setdefault(self.name, self._table)
 
@@ -190,9 +194,10 @@ class StaticEncoder:
         found = [memo.get(t) for t in texts]
         missing = list(dict.fromkeys(t for t, vector in zip(texts, found, strict=True) if vector is None))
         fresh = dict(zip(missing, self._embed(missing), strict=True)) if missing else {}
-        memo.update(fresh)
-        for oldest in list(islice(memo, max(len(memo) - self.memo_size, 0))):  # forget the earliest
-            memo.pop(oldest, None)
+        with self._memo_lock:  # the gateway may encode from several threads
+            memo.update(fresh)
+            for oldest in list(islice(memo, max(len(memo) - self.memo_size, 0))):  # forget the earliest
+                del memo[oldest]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, (text, vector) in enumerate(zip(texts, found, strict=True)):
             out[i] = vector if vector is not None else fresh[text]
