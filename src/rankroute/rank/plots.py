@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from rankroute.rank.choose import pareto_front
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend, imported on first use: it costs every CLI command
+    about a second and a half of start-up otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_intervals(
@@ -29,7 +40,7 @@ def plot_intervals(
     if top is not None:
         table = table.head(top)
     table = table.iloc[::-1]
-    figure, axes = plt.subplots(figsize=(8, max(2.5, 0.28 * len(table) + 1)))
+    figure, axes = _pyplot().subplots(figsize=(8, max(2.5, 0.28 * len(table) + 1)))
     centre = table[value].to_numpy(dtype=float)
     errors = np.vstack(
         [centre - table[low].to_numpy(dtype=float), table[high].to_numpy(dtype=float) - centre]
@@ -48,7 +59,7 @@ def plot_pareto(
     """Scatter of models on x (log scale when it spans >10x) and y, the non-dominated front drawn."""
     table = frame.dropna(subset=[x, y])
     front = table[pareto_front(table, x=x, y=y)].sort_values(x)
-    figure, axes = plt.subplots(figsize=(8, 5.5))
+    figure, axes = _pyplot().subplots(figsize=(8, 5.5))
     axes.scatter(table[x], table[y], color="tab:gray")
     axes.plot(front[x], front[y], "-o", color="tab:red", label="Pareto front")
     for _, row in table.iterrows():
@@ -69,8 +80,8 @@ def plot_pareto(
 def plot_win_matrix(matrix: pd.DataFrame, path: str | Path, *, title: str = "", top: int | None = 25) -> Path:
     """Heat map of row-beats-column rates (rows/columns in the given order, usually best first)."""
     table = matrix.iloc[:top, :top] if top is not None else matrix
-    figure, axes = plt.subplots(figsize=(0.4 * len(table) + 3, 0.4 * len(table) + 2))
-    colours = matplotlib.colormaps["RdBu"].with_extremes(bad="lightgray")  # gray: the pair never met
+    figure, axes = _pyplot().subplots(figsize=(0.4 * len(table) + 3, 0.4 * len(table) + 2))
+    colours = _pyplot().colormaps["RdBu"].with_extremes(bad="lightgray")  # gray: the pair never met
     image = axes.imshow(np.ma.masked_invalid(table.to_numpy(dtype=float)), cmap=colours, vmin=0, vmax=1)
     axes.set_xticks(
         np.arange(len(table.columns)), table.columns.astype(str).tolist(), rotation=90, fontsize=7
@@ -81,10 +92,10 @@ def plot_win_matrix(matrix: pd.DataFrame, path: str | Path, *, title: str = "", 
     return _save(figure, path)
 
 
-def _save(figure: plt.Figure, path: str | Path) -> Path:
+def _save(figure: Figure, path: str | Path) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(target, dpi=110)
-    plt.close(figure)
+    _pyplot().close(figure)
     return target
