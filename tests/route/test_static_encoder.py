@@ -108,6 +108,24 @@ def test_memo_is_safe_across_threads(table_dir: Path, questions: list[str]) -> N
     assert len(shared._memo) <= 5
 
 
+def test_saved_router_routes_the_same_without_the_table_file(
+    table_dir: Path, tmp_path: Path, fresh_process: None
+) -> None:
+    from rankroute.route import load_router, save_router
+
+    matrix = routerbench_matrix().complete_rows()
+    train, prompts = matrix.subset(np.arange(0, 3000, 10)), [matrix.texts[i] for i in range(1, 3000, 60)]
+    router = KNNRouter(encoder=StaticEncoder(cache_dir=table_dir)).fit(train)
+    path = save_router(router, tmp_path / "knn.router")
+    static_encoder._SHARED_TABLES.clear()
+    loaded = load_router(path)
+    encoder = loaded.encoder_  # type: ignore[attr-defined]
+    assert encoder._table is not None, "the table came inside the router file"
+    encoder.cache_dir = tmp_path / "elsewhere"  # a serving machine: no table file to read
+    assert np.array_equal(loaded.route(prompts, 1e-3), router.route(prompts, 1e-3))
+    assert encoder.n_distilled == 0 and not (tmp_path / "elsewhere").exists()
+
+
 def test_similar_questions_embed_closer_than_unrelated(table_dir: Path) -> None:
     vectors = StaticEncoder(cache_dir=table_dir).encode(
         [
