@@ -241,3 +241,16 @@ def test_predict_needs_one_trade_off(tmp_path: Path, monkeypatch, capsys) -> Non
         ["route", "predict", "--router", str(tmp_path / "r"), "--prompt", "hi"], monkeypatch, capsys
     )
     _assert_one_line_error(code, err, "--willingness-to-pay")
+
+
+def test_eval_with_the_tfidf_encoder(long_jsonl: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    out_json = tmp_path / "rows.json"
+    args = ["route", "eval", "--data", str(long_jsonl), "--json", str(out_json), "--routers", "knn,zero"]
+    code, _, err = run([*args, "--encoder", "tfidf"], monkeypatch, capsys)
+    assert code == 0, err
+    assert {r["router"] for r in json.loads(out_json.read_text())} == {"knn", "zero"}
+
+
+def test_unknown_encoder(long_jsonl: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = run(["route", "eval", "--data", str(long_jsonl), "--encoder", "bert"], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "unknown encoder 'bert'")

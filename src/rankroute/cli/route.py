@@ -69,15 +69,14 @@ def load_matrix(
     return usable
 
 
-def _available_routers(models: list[str], seed: int) -> dict[str, Router]:
+def select_routers(
+    models: list[str], names: list[str] | None, seed: int, encoder: str | None = None
+) -> dict[str, Router]:
+    """The routers named (comma-separated or repeated), or all known ones; unknown names are an error."""
+    from rankroute.route.embeddings import make_encoder
     from rankroute.route.evaluate import default_routers
 
-    return default_routers(models, seed=seed)
-
-
-def select_routers(models: list[str], names: list[str] | None, seed: int) -> dict[str, Router]:
-    """The routers named (comma-separated or repeated), or all known ones; unknown names are an error."""
-    available = _available_routers(models, seed)
+    available = default_routers(models, seed=seed, encoder=make_encoder(encoder))
     if not names:
         return available
     wanted = [n.strip() for name in names for n in name.split(",") if n.strip()]
@@ -165,6 +164,9 @@ def eval_command(
     quality_share: float = typer.Option(
         0.95, "--target-quality-share", help="calibrate lambda to this share of the best model's quality"
     ),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="prompt embeddings of the learned routers: static (default), minilm, tfidf"
+    ),
 ) -> None:
     """Train every router on a seeded split by prompt and score it on the held-out prompts."""
     from rankroute.route.calibrate import (
@@ -176,7 +178,7 @@ def eval_command(
     from rankroute.route.split import split_by_prompt
 
     matrix = load_matrix(data, dataset=dataset, metric=metric, price_table=price_table, annotator=annotator)
-    chosen = select_routers(list(matrix.models), routers, seed)
+    chosen = select_routers(list(matrix.models), routers, seed, encoder)
     complete = matrix.complete_rows()
     split = split_by_prompt(complete, test_size=test_size, seed=seed) if complete.n_prompts >= 2 else None
     with _progress() as progress:
@@ -241,6 +243,9 @@ def train_command(
     metric: str | None = typer.Option(None, "--metric"),
     price_table: Path | None = typer.Option(None, "--price-table"),
     annotator: str | None = typer.Option(None, "--annotator"),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="prompt embeddings of the learned routers: static (default), minilm, tfidf"
+    ),
 ) -> None:
     """Fit one router and save it, with its cost-quality curve on held-out calibration prompts (--budget)."""
     from rankroute.route.calibrate import CostQualityCurve
@@ -249,7 +254,7 @@ def train_command(
     matrix = load_matrix(data, metric=metric, price_table=price_table, annotator=annotator)
     if router_name == "oracle":
         raise DataError("the oracle router reads true outcomes and cannot be trained for new prompts")
-    router = select_routers(list(matrix.models), [router_name], seed)[router_name]
+    router = select_routers(list(matrix.models), [router_name], seed, encoder)[router_name]
     complete = matrix.complete_rows()
     fit_part, calibration_part = split_by_prompt(complete, test_size=calibration_size, seed=seed).apply(
         complete

