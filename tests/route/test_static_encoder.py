@@ -17,7 +17,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 import rankroute.route.static_encoder as static_encoder
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
-from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, default_encoder, minilm_available
+from rankroute.route.embeddings import (
+    MiniLMEncoder,
+    PromptEncoder,
+    default_cache_dir,
+    default_encoder,
+    minilm_available,
+)
 from rankroute.route.features import TaskDetector, char_wb_trigram_codes, question_text, trigram_code
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
@@ -27,13 +33,13 @@ pytestmark = pytest.mark.skipif(not minilm_available(), reason="torch / gt-all-m
 
 
 @pytest.fixture(scope="session")
-def table_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the distilled table (and MiniLM's vectors) live for the tests: pytest's cache, so only a
-    machine's first run distils and encodes (the slow steps; later runs load the files)."""
-    cache = getattr(request.config, "cache", None)
-    directory = cache.mkdir("rankroute-static-minilm") if cache else tmp_path_factory.mktemp("static")
+def table_dir() -> Path:
+    """Where the distilled table (and MiniLM's vectors) live for the tests: the default cache, which every
+    router test's default encoder uses too, so a machine distils once (the slow step) and later runs load
+    the file."""
+    directory = default_cache_dir()
     StaticEncoder(cache_dir=directory).fit([])
-    return Path(directory)
+    return directory
 
 
 @pytest.fixture
