@@ -128,34 +128,22 @@ def _cached_stem_tokenizer() -> Any:
 
 
 def meteor(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Mean sentence METEOR in [0, 1] (nltk), with whitespace tokenisation.
+    """Mean sentence METEOR in [0, 1] (nltk's, alpha=0.9, beta=3, gamma=0.5), with whitespace tokenisation.
 
-    nltk's METEOR needs the WordNet corpus for synonym matching; it is not on PyPI and not downloadable
-    offline, so a missing corpus raises MetricUnavailable saying how to install it.
+    Synonym matching needs WordNet: nltk's own corpus, else `$RANKROUTE_WORDNET`, else the one that
+    `python -m rankroute.metrics.wordnet install` put in the cache; none raises MetricUnavailable saying so.
     """
     from nltk.translate.meteor_score import meteor_score
 
+    from rankroute.metrics.wordnet import load_wordnet  # here: `python -m` runs wordnet.py cleanly
+
     check_parallel("meteor", list(hypotheses), list(references))
-    wordnet = _load_wordnet()
+    wordnet = load_wordnet()
     scores = [
         meteor_score([reference.split()], hypothesis.split(), wordnet=wordnet)
         for hypothesis, reference in zip(hypotheses, references, strict=True)
     ]
     return fmean(scores) if scores else 0.0
-
-
-def _load_wordnet():  # type: ignore[no-untyped-def]
-    from nltk.corpus import wordnet
-
-    try:
-        wordnet.ensure_loaded()
-    except LookupError as error:
-        raise MetricUnavailable(
-            "meteor needs nltk's WordNet corpus, which is not installed",
-            hint="run `python -m nltk.downloader wordnet` while online (or copy an nltk_data folder holding "
-            "corpora/wordnet and point the NLTK_DATA environment variable at it)",
-        ) from error
-    return wordnet
 
 
 def bertscore(
