@@ -56,7 +56,7 @@ def eval_command(
 
 def demo_command(
     arc: int = typer.Option(100, "--arc", min=0, help="ARC-Challenge prompts (seeded sample)"),
-    gsm8k: int = typer.Option(50, "--gsm8k", min=0, help="GSM8K prompts (seeded sample)"),
+    gsm8k: int = typer.Option(15, "--gsm8k", min=0, help="GSM8K prompts (seeded sample)"),
     models: str = typer.Option(
         "smollm2-135m,qwen2.5-coder-0.5b", "--models", help="comma-separated local catalogue models"
     ),

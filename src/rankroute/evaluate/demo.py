@@ -40,7 +40,7 @@ class DemoSettings:
 
     models: tuple[str, ...] = DEFAULT_MODELS
     arc: int = 100
-    gsm8k: int = 50
+    gsm8k: int = 15
     seed: int = 0
     usd_per_hour: float = DEFAULT_USD_PER_HOUR
     out: Path = Path("runs/demo")
