@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer
 
 from rankroute.backends import BackendConfig, LocalBackend
+from rankroute.backends.local_models import CONVERT_GGUF_TOKENIZER
 from rankroute.evaluate.tasks import get_task
 from shared_data import shared_path
 
@@ -73,3 +78,25 @@ def test_real_questions_are_scored_by_option_text(smollm2: LocalBackend, task_na
         assert score.metric == "acc_norm" and score.quality in (0.0, 1.0)
         assert score.extra["acc_norm"] == float(score.extra["choice_acc_norm"] == instance.target["answer"])
         assert scores.context_tokens > 10 and scores.tokens_per_s
+
+
+def test_the_tokenizer_is_read_without_torch(smollm2: LocalBackend, tmp_path: Path) -> None:
+    """The quick start installs no torch: the GGUF tokenizer must convert without importing it
+    (transformers' AutoTokenizer GGUF path imports torch; that was the demo's silent fallback)."""
+    out = tmp_path / "tokenizer.json"
+    path = smollm2.model_path
+    script = CONVERT_GGUF_TOKENIZER + "import sys\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path.parent), path.name, str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-500:]
+    converted = Tokenizer.from_file(str(out))
+    tokenizer = smollm2.tokenizer
+    assert tokenizer is not None
+    for text in (PLANTS + " nitrogen", "  Hello,   world!\n 123 4567 ça", "def f(x):\n    return x**2"):
+        expected = tokenizer.encode(text, add_special_tokens=False).ids
+        assert converted.encode(text, add_special_tokens=False).ids == expected

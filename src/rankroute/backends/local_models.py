@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from rankroute.backends.errors import BackendError, ChecksumMismatch, ModelFileError
+
+logger = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(?<!\.gguf)(:[\w./-]+\.gguf)?")  # owner/repo[:file.gguf]
@@ -326,6 +329,23 @@ def install_local_models(names: Iterable[str], *, quiet: bool = True) -> list[st
     return requirements
 
 
+CONVERT_GGUF_TOKENIZER = (
+    "import os, sys\n"
+    "from gguf import GGUFReader\n"
+    "from transformers.integrations.gguf.gguf_tokenizer_mapping import (\n"
+    "    GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer)\n"
+    "reader = GGUFReader(os.path.join(sys.argv[1], sys.argv[2]))\n"
+    "vocabulary = {name: reader.fields['tokenizer.' + key].contents()\n"
+    "              for key, name in GGUF_TOKENIZER_MAPPING['tokenizer'].items()\n"
+    "              if 'tokenizer.' + key in reader.fields}\n"
+    "architecture = reader.fields['general.architecture'].contents()\n"
+    "convert_gguf_tokenizer(architecture, vocabulary)[0].save(sys.argv[3])\n"
+)
+"""A script (folder, file name, output path): the GGUF's vocabulary read with `gguf` and built into a
+tokenizer by transformers' GGUF tokenizer builder. Neither needs torch (AutoTokenizer's GGUF path does,
+and the quick start installs none)."""
+
+
 def gguf_tokenizer(model_path: Path, cache_dir: Path | None = None) -> Any | None:
     """The model's own tokenizer (a `tokenizers.Tokenizer`) read from the GGUF's metadata, or None when
     `transformers` and `gguf` are not installed or cannot convert this architecture.
@@ -343,18 +363,17 @@ def gguf_tokenizer(model_path: Path, cache_dir: Path | None = None) -> Any | Non
     cached = cache_dir / "tokenizers" / f"{model_path.stem}-{model_path.stat().st_size}.tokenizer.json"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        convert = (
-            "import sys\n"
-            "from transformers import AutoTokenizer\n"
-            "tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2])\n"
-            "tokenizer.backend_tokenizer.save(sys.argv[3])\n"
-        )
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
         arguments = [str(model_path.parent), model_path.name, str(partial)]
         result = subprocess.run(
-            [sys.executable, "-c", convert, *arguments], capture_output=True, text=True, check=False
+            [sys.executable, "-c", CONVERT_GGUF_TOKENIZER, *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0 or not partial.is_file():
+            failure = result.stderr.strip()[-300:]
+            logger.warning("could not read the tokenizer of %s: %s", model_path.name, failure)
             return None
         partial.replace(cached)  # atomic: a concurrent run never reads half a file
     return Tokenizer.from_file(str(cached))
