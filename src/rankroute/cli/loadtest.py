@@ -21,6 +21,7 @@ from rankroute.loadtest import (
     arate_sweep,
     arun_load_test,
     asweep,
+    concurrency_levels,
     load_config,
     make_config,
     prompts_from_file,
@@ -176,16 +177,8 @@ def run_command(
     )
     texts = _prompts(settings, prompts, task, prompt_tokens, prompt_tokens_stddev)
     with _progress() as progress:
-        bar = progress.add_task(f"{settings.mode} loop", total=settings.requests, errors=0)
-        errors = 0
-
-        def advance(result: RequestResult) -> None:
-            nonlocal errors
-            errors += 0 if result.ok else 1
-            if not result.warmup:
-                progress.update(bar, advance=1, errors=errors)
-
-        run = asyncio.run(arun_load_test(settings, texts, progress=advance))
+        bar = _LevelBars(progress, [f"{settings.mode} loop"], settings.requests)
+        run = asyncio.run(arun_load_test(settings, texts, progress=bar.advance))
     label = f"{settings.concurrency} users" if settings.mode == "closed" else f"{settings.rate:g} req/s"
     console.print(_summary_table(f"load test {settings.base_url} ({settings.model})", [run.summary], [label]))
     _record(run, out, store, no_store)
@@ -194,6 +187,31 @@ def run_command(
             f"every request failed ({run.summary.errors_by_kind})",
             hint="check --url, --model and that the server is up; details in loadtest.json",
         )
+
+
+class _LevelBars:
+    """One progress bar per sweep level (labels known up front), each counting its measured requests and
+    errors; the next level's bar opens when a level ends, and `finish` drops the one never run."""
+
+    def __init__(self, progress: Progress, labels: list[str], total: int | None) -> None:
+        self.progress, self.labels, self.total = progress, labels, total
+        self.bars: list[TaskID] = []
+        self.errors = 0
+        self.next_level()
+
+    def next_level(self, _: Any = None) -> None:
+        if len(self.bars) < len(self.labels):
+            self.bars.append(self.progress.add_task(self.labels[len(self.bars)], total=self.total, errors=0))
+            self.errors = 0
+
+    def advance(self, result: RequestResult) -> None:
+        self.errors += 0 if result.ok else 1
+        if not result.warmup:
+            self.progress.update(self.bars[-1], advance=1, errors=self.errors)
+
+    def finish(self, levels_run: int) -> None:
+        for bar in self.bars[levels_run:]:
+            self.progress.remove_task(bar)
 
 
 @loadtest_app.command("sweep")
@@ -243,30 +261,20 @@ def sweep_command(
     )
     texts = _prompts(settings, prompts, task, prompt_tokens, prompt_tokens_stddev)
     with _progress() as progress:
-        bars: list[TaskID] = [progress.add_task("1 users", total=settings.requests, errors=0)]
-        errors = [0]
-
-        def advance(result: RequestResult) -> None:
-            errors[-1] += 0 if result.ok else 1
-            if not result.warmup:
-                progress.update(bars[-1], advance=1, errors=errors[-1])
-
-        def next_level(run: Any) -> None:
-            following = run.config.concurrency * 2
-            bars.append(progress.add_task(f"{following} users", total=settings.requests, errors=0))
-            errors.append(0)
-
+        bars = _LevelBars(
+            progress, [f"{c} users" for c in concurrency_levels(max_concurrency)], settings.requests
+        )
         result = asyncio.run(
             asweep(
                 settings,
                 texts,
                 max_concurrency=max_concurrency,
                 min_gain=min_gain,
-                progress=advance,
-                on_level=next_level,
+                progress=bars.advance,
+                on_level=bars.next_level,
             )
         )
-        progress.remove_task(bars[-1])
+        bars.finish(len(result.levels))
     labels = [f"{run.config.concurrency} users" for run in result.levels]
     knee = f"{result.knee_concurrency} users" if result.knee_concurrency is not None else None
     title = f"sweep {settings.base_url} ({settings.model}); " + (
@@ -328,20 +336,7 @@ def rate_sweep_command(
     )
     texts = _prompts(settings, prompts, task, prompt_tokens, prompt_tokens_stddev)
     with _progress() as progress:
-        bars: list[TaskID] = [progress.add_task(f"{rates[0]:g} req/s", total=settings.requests, errors=0)]
-        errors = [0]
-
-        def advance(result: RequestResult) -> None:
-            errors[-1] += 0 if result.ok else 1
-            if not result.warmup:
-                progress.update(bars[-1], advance=1, errors=errors[-1])
-
-        def next_level(run: Any) -> None:
-            if len(bars) < len(rates):
-                label = f"{rates[len(bars)]:g} req/s"
-                bars.append(progress.add_task(label, total=settings.requests, errors=0))
-                errors.append(0)
-
+        bars = _LevelBars(progress, [f"{rate:g} req/s" for rate in rates], settings.requests)
         result = asyncio.run(
             arate_sweep(
                 settings,
@@ -351,12 +346,11 @@ def rate_sweep_command(
                 growth=growth,
                 min_attainment=min_attainment,
                 min_gain=min_gain,
-                progress=advance,
-                on_level=next_level,
+                progress=bars.advance,
+                on_level=bars.next_level,
             )
         )
-        if len(bars) > len(result.levels):
-            progress.remove_task(bars[-1])
+        bars.finish(len(result.levels))
     labels = [f"{run.config.rate:g} req/s" for run in result.levels]
     knee = f"{result.knee_rate:g} req/s" if result.knee_rate is not None else None
     title = f"rate sweep {settings.base_url} ({settings.model}); " + (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -45,6 +46,29 @@ def concurrency_levels(max_concurrency: int) -> list[int]:
     return levels
 
 
+async def _run_levels(
+    config: LoadTestConfig,
+    prompts: Sequence[str],
+    updates: list[dict[str, Any]],
+    stop: Callable[[list[LoadTestRun]], bool],
+    progress: Progress | None,
+    on_level: Callable[[LoadTestRun], None] | None,
+) -> tuple[list[LoadTestRun], bool]:
+    """One run per config update, in order, over one client sized for the last (widest) level, until
+    `stop(levels so far)` says the last level saturated; returns the runs and whether it stopped."""
+    levels: list[LoadTestRun] = []
+    async with make_client(config.model_copy(update=updates[-1])) as client:
+        for update in updates:
+            level = config.model_copy(update=update)
+            run = await arun_load_test(level, prompts, progress=progress, client=client)
+            levels.append(run)
+            if on_level is not None:
+                on_level(run)
+            if stop(levels):
+                return levels, True
+    return levels, False
+
+
 async def asweep(
     config: LoadTestConfig,
     prompts: Sequence[str],
@@ -57,25 +81,16 @@ async def asweep(
 ) -> SweepResult:
     """Closed-loop runs at doubling concurrency; stops once throughput grows by less than `min_gain`
     (saturation) or more than `max_error_rate` of requests fail. Each level warms up as `config` says."""
-    levels: list[LoadTestRun] = []
-    saturated = False
-    widest = config.model_copy(update={"mode": "closed", "concurrency": max_concurrency})
-    async with make_client(widest) as client:
-        for concurrency in concurrency_levels(max_concurrency):
-            level_config = config.model_copy(update={"mode": "closed", "concurrency": concurrency})
-            run = await arun_load_test(level_config, prompts, progress=progress, client=client)
-            levels.append(run)
-            if on_level is not None:
-                on_level(run)
-            summary = run.summary
-            if summary.error_rate > max_error_rate:
-                saturated = True
-                break
-            if len(levels) > 1:
-                before = levels[-2].summary.output_tokens_per_s
-                if before > 0 and summary.output_tokens_per_s < before * (1 + min_gain):
-                    saturated = True
-                    break
+
+    def saturated(levels: list[LoadTestRun]) -> bool:
+        summary = levels[-1].summary
+        if summary.error_rate > max_error_rate:
+            return True
+        before = levels[-2].summary.output_tokens_per_s if len(levels) > 1 else 0.0
+        return before > 0 and summary.output_tokens_per_s < before * (1 + min_gain)
+
+    updates = [{"mode": "closed", "concurrency": level} for level in concurrency_levels(max_concurrency)]
+    levels, stopped = await _run_levels(config, prompts, updates, saturated, progress, on_level)
     index = knee_index(
         [run.summary.output_tokens_per_s for run in levels],
         [run.summary.latency_ms.p50 or 0.0 for run in levels],
@@ -83,7 +98,7 @@ async def asweep(
     return SweepResult(
         levels=levels,
         knee_concurrency=levels[index].config.concurrency if index is not None else None,
-        saturated=saturated,
+        saturated=stopped,
     )
 
 
@@ -136,27 +151,19 @@ async def arate_sweep(
     rate before. The sweep stops at the first rate that is not (saturated) and reports the last one that
     was. Arrivals follow their own timetable, so past the knee requests queue and the SLO shows it.
     """
-    levels: list[LoadTestRun] = []
-    knee: float | None = None
-    saturated = False
-    rates = rate_levels(start_rate, max_rate, growth)
-    widest = config.model_copy(update={"mode": "open", "rate": rates[-1]})
-    async with make_client(widest) as client:
-        for rate in rates:
-            level_config = config.model_copy(update={"mode": "open", "rate": rate})
-            run = await arun_load_test(level_config, prompts, progress=progress, client=client)
-            levels.append(run)
-            if on_level is not None:
-                on_level(run)
-            summary = run.summary
-            grew = len(levels) == 1 or summary.goodput_requests_per_s >= (
-                levels[-2].summary.goodput_requests_per_s * (1 + min_gain)
-            )
-            if summary.slo_attainment < min_attainment or summary.error_rate > max_error_rate or not grew:
-                saturated = True
-                break
-            knee = rate
-    return RateSweepResult(levels=levels, knee_rate=knee, saturated=saturated)
+
+    def not_sustained(levels: list[LoadTestRun]) -> bool:
+        summary = levels[-1].summary
+        grew = len(levels) == 1 or summary.goodput_requests_per_s >= (
+            levels[-2].summary.goodput_requests_per_s * (1 + min_gain)
+        )
+        return summary.slo_attainment < min_attainment or summary.error_rate > max_error_rate or not grew
+
+    updates = [{"mode": "open", "rate": rate} for rate in rate_levels(start_rate, max_rate, growth)]
+    levels, stopped = await _run_levels(config, prompts, updates, not_sustained, progress, on_level)
+    sustained = levels[:-1] if stopped else levels
+    knee = sustained[-1].config.rate if sustained else None
+    return RateSweepResult(levels=levels, knee_rate=knee, saturated=stopped)
 
 
 def rate_sweep(config: LoadTestConfig, prompts: Sequence[str], **options: object) -> RateSweepResult:
