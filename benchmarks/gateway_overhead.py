@@ -133,6 +133,26 @@ def loadgen_main(argv: list[str]) -> None:
     print(json.dumps(result))
 
 
+def overhead_table(title: str, results: dict[tuple[str, int], dict[str, Any]]) -> Table:
+    """One row per (target, concurrency) cell; "added p50" is against the `direct` cell of its concurrency."""
+    table = Table(title=title)
+    for column in ("concurrency", "target", "requests", "errors", "rps", "p50 ms", "p99 ms", "added p50 ms"):
+        table.add_column(column, justify="right")
+    for (name, conc), r in results.items():
+        added = r["p50"] - results[("direct", conc)]["p50"]
+        table.add_row(
+            str(conc),
+            name,
+            str(r["n"]),
+            str(r["errors"]),
+            f"{r['rps']:.0f}",
+            f"{r['p50']:.2f}",
+            f"{r['p99']:.2f}",
+            "" if name == "direct" else f"{added:.2f}",
+        )
+    return table
+
+
 def run_load(
     port: int, path: str, concurrency: int, seconds: float, warmup: float = 1.0, token: str = "sk-bench"
 ) -> dict[str, Any]:
@@ -245,31 +265,9 @@ def main() -> None:
         for conc in [int(c) for c in args.concurrency.split(",")]:
             for name, port in targets.items():
                 results[(name, conc)] = run_load(port, "/v1/chat/completions", conc, args.seconds)
-        table = Table(title=f"Gateway overhead, one mock upstream, {args.seconds:.0f} s per cell")
-        for column in (
-            "concurrency",
-            "target",
-            "requests",
-            "errors",
-            "rps",
-            "p50 ms",
-            "p99 ms",
-            "added p50 ms",
-        ):
-            table.add_column(column, justify="right")
-        for (name, conc), r in results.items():
-            added = r["p50"] - results[("direct", conc)]["p50"]
-            table.add_row(
-                str(conc),
-                name,
-                str(r["n"]),
-                str(r["errors"]),
-                f"{r['rps']:.0f}",
-                f"{r['p50']:.2f}",
-                f"{r['p99']:.2f}",
-                "" if name == "direct" else f"{added:.2f}",
-            )
-        console.print(table)
+        console.print(
+            overhead_table(f"Gateway overhead, one mock upstream, {args.seconds:.0f} s per cell", results)
+        )
         if litellm:
             top = max(int(c) for c in args.concurrency.split(","))
             rr, ll = results[("rankroute", top)], results[("litellm", top)]

@@ -29,9 +29,8 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.gateway_overhead import BODY, free_port, run_load, start, stop, wait_ready
+from benchmarks.gateway_overhead import BODY, free_port, overhead_table, run_load, start, stop, wait_ready
 
 ADMIN = "bench-admin-key"
 
@@ -136,31 +135,8 @@ def main() -> None:
                     port, "/v1/chat/completions", conc, args.seconds, token=token
                 )
 
-        table = Table(title=f"Budgets across replicas, one mock upstream, {args.seconds:.0f} s per cell")
-        for column in (
-            "concurrency",
-            "target",
-            "requests",
-            "errors",
-            "rps",
-            "p50 ms",
-            "p99 ms",
-            "added p50 ms",
-        ):
-            table.add_column(column, justify="right")
-        for (name, conc), r in results.items():
-            added = r["p50"] - results[("direct", conc)]["p50"]
-            table.add_row(
-                str(conc),
-                name,
-                str(r["n"]),
-                str(r["errors"]),
-                f"{r['rps']:.0f}",
-                f"{r['p50']:.2f}",
-                f"{r['p99']:.2f}",
-                "" if name == "direct" else f"{added:.2f}",
-            )
-        console.print(table)
+        title = f"Budgets across replicas, one mock upstream, {args.seconds:.0f} s per cell"
+        console.print(overhead_table(title, results))
 
         capped = new_key(rep2_port, args.budget)
         t0 = time.perf_counter()
