@@ -5,6 +5,7 @@ still names the project's root conftest)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,24 @@ class RunningGateway:
 
     def admin(self) -> httpx.Client:
         return self.client(ADMIN)
+
+
+def split_burst(
+    first: RunningGateway, second: RunningGateway, key: str, body: dict[str, Any], n: int
+) -> list[int]:
+    """Status codes of `n` concurrent chat requests with `key`, alternating between two replicas."""
+
+    async def burst() -> list[httpx.Response]:
+        headers = {"authorization": f"Bearer {key}"}
+        async with (
+            httpx.AsyncClient(base_url=first.url, headers=headers, timeout=30) as a,
+            httpx.AsyncClient(base_url=second.url, headers=headers, timeout=30) as b,
+        ):
+            return await asyncio.gather(
+                *((a if i % 2 else b).post("/v1/chat/completions", json=body) for i in range(n))
+            )
+
+    return [response.status_code for response in asyncio.run(burst())]
 
 
 @contextmanager

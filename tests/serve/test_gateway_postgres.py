@@ -13,9 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from gateway_harness import free_port, gateway_config, mock_upstream, start_gateway  # noqa: F401 (fixtures)
+from gateway_harness import (  # noqa: F401 (fixtures)
+    free_port,
+    gateway_config,
+    mock_upstream,
+    split_burst,
+    start_gateway,
+)
 
 from rankroute.serve.storage import GatewayStore
 
@@ -123,18 +128,7 @@ def test_replicas_on_postgres_alone_never_spend_past_a_budget(
         with first.admin() as admin:
             created = admin.post("/admin/keys", json={"name": "pg", "budget_usd": budget}).json()
 
-        async def burst() -> list[httpx.Response]:
-            headers = {"authorization": f"Bearer {created['key']}"}
-            body = {**CHAT, "max_tokens": 16}
-            async with (
-                httpx.AsyncClient(base_url=first.url, headers=headers, timeout=30) as a,
-                httpx.AsyncClient(base_url=second.url, headers=headers, timeout=30) as b,
-            ):
-                return await asyncio.gather(
-                    *((a if i % 2 else b).post("/v1/chat/completions", json=body) for i in range(50))
-                )
-
-        statuses = [r.status_code for r in asyncio.run(burst())]
+        statuses = split_burst(first, second, created["key"], {**CHAT, "max_tokens": 16}, 50)
         with first.admin() as admin:  # each replica writes its own ledger rows: flush both
             admin.get("/admin/spend")
         with second.admin() as admin:

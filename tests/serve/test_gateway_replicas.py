@@ -9,9 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from gateway_harness import mock_upstream, redis_url, run_gateway  # noqa: F401 (fixtures)
+from gateway_harness import mock_upstream, redis_url, run_gateway, split_burst  # noqa: F401 (fixtures)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,18 +61,7 @@ def test_replicas_hammered_at_once_never_spend_past_a_shared_budget(
     with run_gateway(config) as first, run_gateway(config) as second:
         created = _new_key(first, budget_usd=budget)
 
-        async def burst() -> list[httpx.Response]:
-            headers = {"authorization": f"Bearer {created['key']}"}
-            async with (
-                httpx.AsyncClient(base_url=first.url, headers=headers, timeout=30) as a,
-                httpx.AsyncClient(base_url=second.url, headers=headers, timeout=30) as b,
-            ):
-                body = {**CHAT, "max_tokens": 16}
-                return await asyncio.gather(
-                    *((a if i % 2 else b).post("/v1/chat/completions", json=body) for i in range(80))
-                )
-
-        statuses = [r.status_code for r in asyncio.run(burst())]
+        statuses = split_burst(first, second, created["key"], {**CHAT, "max_tokens": 16}, 80)
         with second.admin() as admin:  # each replica writes its own ledger rows: flush both
             admin.get("/admin/spend")
         with first.admin() as admin:
