@@ -6,8 +6,9 @@ import json
 import math
 
 import pytest
+from task_cache import task_named
 
-from rankroute.evaluate.tasks import Task, TaskInstance, get_task, list_tasks
+from rankroute.evaluate.tasks import TaskInstance, get_task, list_tasks
 from shared_data import shared_path
 
 EXPECTED_ROWS = {
@@ -27,16 +28,6 @@ EXPECTED_ROWS = {
     "wmt22": 2037,
     "wmt22_zh-en": 1875,
 }
-
-_loaded: dict[str, Task] = {}
-
-
-def task_named(name: str) -> Task:
-    """Built-ins read big files; load each once per test session."""
-    shared_path("benchmarks")
-    if name not in _loaded:
-        _loaded[name] = get_task(name)
-    return _loaded[name]
 
 
 def first(name: str) -> TaskInstance:

@@ -10,22 +10,14 @@ from collections import Counter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from task_cache import task_named
 
 from rankroute.backends import BackendConfig, DecodingParams
 from rankroute.evaluate.runner import outcome_config_key
-from rankroute.evaluate.tasks import Task, TaskInstance, TaskSpec, get_task
+from rankroute.evaluate.tasks import Task, TaskInstance, TaskSpec
 from rankroute.evaluate.tasks.adapters import hellaswag_clean
 from rankroute.evaluate.tasks.task import extract_final_number
 from shared_data import shared_path
-
-_loaded: dict[str, Task] = {}
-
-
-def task_named(name: str) -> Task:
-    shared_path("benchmarks")
-    if name not in _loaded:
-        _loaded[name] = get_task(name)
-    return _loaded[name]
 
 
 def test_arc_scores_the_option_text_after_answer() -> None:
