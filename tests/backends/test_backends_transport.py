@@ -1,4 +1,4 @@
-"""Both connection layers under the httpx client (aiohttp's, the default, and httpx's own) behave the same:
+"""Both HTTP clients (aiohttp, the default, called directly; and httpx's own transport) behave the same:
 answers, streamed timings, and the faults that must be retried."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from backend_fault_server import ScriptedServer, Step, chat_body, chat_chunk, usage_chunk
 from test_backends_http import GREEDY, MESSAGES, backend_for, chat_and_close, run
 
-from rankroute.backends import BackendConfig, UpstreamHTTPError
+from rankroute.backends import BackendConfig, OpenAIBackend, UpstreamHTTPError, make_backend
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -72,3 +72,27 @@ def test_in_flight_requests_never_exceed_the_cap(transport: str) -> None:
 
         answers = run(many())
     assert [a.text for a in answers] == ["ok"] * 12 and server.max_in_flight == 3
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_environment_proxy_is_used_and_no_proxy_bypasses_it(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ScriptedServer([Step(body=chat_body("via proxy"))]) as proxy:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+        backend = make_backend(
+            BackendConfig(
+                name="m", base_url="http://model.example:8000/v1", stream=False, http_transport=transport
+            )
+        )
+        assert isinstance(backend, OpenAIBackend)
+        generation = run(chat_and_close(backend))
+    assert generation.text == "via proxy"
+    assert proxy.received[0].path == "http://model.example:8000/v1/chat/completions"
+    # the proxy is gone now; a host NO_PROXY names is reached directly
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with ScriptedServer([Step(body=chat_body("direct"))]) as server:
+        generation = run(chat_and_close(backend_for(server, http_transport=transport)))
+    assert generation.text == "direct" and server.received[0].path == "/v1/chat/completions"

@@ -32,7 +32,7 @@ class BackendConfig(BaseModel):
     stream: bool = Field(default=True, description="stream responses to measure time to first token")
     http_transport: Literal["aiohttp", "httpx"] = Field(
         default="aiohttp",
-        description="connection layer under the httpx client (aiohttp scales with concurrency)",
+        description="HTTP client: aiohttp (default; scales with concurrency) or httpx's own transport",
     )
     input_price_per_m: float | None = Field(default=None, ge=0, description="USD per 1M input tokens")
     output_price_per_m: float | None = Field(default=None, ge=0, description="USD per 1M output tokens")

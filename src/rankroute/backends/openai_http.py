@@ -13,12 +13,15 @@ import logging
 import os
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+import yarl
 
 from rankroute.backends.base import Backend, DecodingParams, Generation, stream_timings
 from rankroute.backends.config import BackendConfig
@@ -84,64 +87,171 @@ def _choice_text(choice: dict[str, Any], chat: bool, streamed: bool) -> str | No
     return text if isinstance(text, str) else None
 
 
-def _env_proxy(url: str) -> httpx.Proxy | None:
-    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) names for `url`, looked up once per client."""
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) names for `url`, looked up once per client.
+
+    Neither client re-reads the environment per request: aiohttp's trust_env re-reads the proxy
+    variables and ~/.netrc on a thread for every request (a third of the client's CPU at 1,000 req/s).
+    """
     parts = urlsplit(url)
     if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
         return None
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    return httpx.Proxy(proxy) if proxy else None
+    return urllib.request.getproxies().get(parts.scheme) or None
 
 
-def _transport(kind: str, limits: httpx.Limits, base_url: str) -> httpx.AsyncBaseTransport:
-    """The connection layer: aiohttp's connector behind httpx's transport interface, or httpx's own.
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+# what a dead, reset or stalled connection raises on either transport: worth another attempt
+_TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, aiohttp.ClientError)
+
+
+class _Stream(Protocol):
+    """An answer whose status and headers are read; its body is still to be read or streamed."""
+
+    status: int
+    retry_after: str | None
+
+    async def read(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[str]: ...
+
+
+class _Connection(Protocol):
+    """One event loop's HTTP client: POST JSON, read the answer whole or as a stream of lines."""
+
+    async def post(self, url: str, body: dict[str, Any]) -> tuple[int, str | None, bytes]:
+        """Status, Retry-After header and the whole body."""
+        ...
+
+    def stream(self, url: str, body: dict[str, Any]) -> AbstractAsyncContextManager[_Stream]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpStream:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.status = response.status
+        self.retry_after = response.headers.get("retry-after")
+
+    async def read(self) -> bytes:
+        return await self.response.read()
+
+    async def lines(self) -> AsyncIterator[str]:
+        async for line in self.response.content:
+            yield line.decode().rstrip("\r\n")
+
+
+class _AiohttpConnection:
+    """aiohttp called directly (the default): one ClientSession per backend and event loop.
 
     httpcore's pool scans every connection (a socket poll each) whenever a request is queued or
-    finishes, so its cost per request grows with the number of connections: measured on the 2-core
-    reference machine against an instant server, 255 req/s at 1 connection but 43 at 64. aiohttp's
-    connector (with its C HTTP parser) held ~700 req/s at every concurrency. httpx-aiohttp keeps httpx's
-    request, response and exception types above it, so timeouts, streaming and retries read the same.
+    finishes, so its cost per request grows with the number of connections: on the 2-core reference
+    machine against an instant server, 255 req/s at 1 connection but 43 at 64, while aiohttp's connector
+    (with its C HTTP parser) held ~700 req/s at every concurrency. Building an httpx Request and Response
+    around each aiohttp call (httpx-aiohttp) still cost a fifth of the request loop, so this is aiohttp
+    alone: no cookie jar, no redirects, no environment lookups per request.
     """
-    ssl_context = httpx.create_ssl_context()
-    proxy = _env_proxy(base_url)
-    if kind == "httpx":
-        return httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, proxy=proxy)
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
 
-    # made here, inside the running loop, so the first request's timings hold no set-up. The session
-    # does not trust_env: that re-reads the proxy variables and ~/.netrc on a thread for every request
-    # (a third of the client's CPU at 1,000 req/s); the proxy is looked up once instead.
-    connector = aiohttp.TCPConnector(limit=limits.max_connections or 0, ssl=ssl_context)
-    session = aiohttp.ClientSession(connector=connector)
-    return AiohttpTransport(verify=ssl_context, limits=limits, proxy=proxy, client=session)
+    def __init__(self, config: BackendConfig, headers: dict[str, str], base_url: str) -> None:
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=config.timeout_s,  # waiting for a pooled connection, as httpx's pool timeout
+            sock_connect=config.connect_timeout_s,
+            sock_read=config.timeout_s,
+        )
+        connector = aiohttp.TCPConnector(limit=config.max_concurrency, ssl=httpx.create_ssl_context())
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers=headers,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=2**20,  # a stream line (one SSE event, log-probs included) may be long
+        )
+        self.proxy = _env_proxy(base_url)
+        self._urls: dict[str, yarl.URL] = {}
+
+    def _url(self, url: str) -> yarl.URL:
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = yarl.URL(url)
+        return parsed
+
+    def _request(self, url: str, body: dict[str, Any]) -> Any:
+        return self.session.post(
+            self._url(url), data=_json_bytes(body), proxy=self.proxy, allow_redirects=False
+        )
+
+    async def post(self, url: str, body: dict[str, Any]) -> tuple[int, str | None, bytes]:
+        async with self._request(url, body) as response:
+            return response.status, response.headers.get("retry-after"), await response.read()
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[_Stream]:
+        async with self._request(url, body) as response:
+            yield _AiohttpStream(response)
+
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
-class _Connection:
-    """One event loop's transport, request headers and timeouts, used without an httpx.AsyncClient.
+class _HttpxStream:
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.status = response.status_code
+        self.retry_after = response.headers.get("retry-after")
+
+    async def read(self) -> bytes:
+        return await self.response.aread()
+
+    def lines(self) -> AsyncIterator[str]:
+        return self.response.aiter_lines()
+
+
+class _HttpxConnection:
+    """httpx's own transport (`http_transport: httpx`), used without an httpx.AsyncClient.
 
     The client's layers (cookie jar, auth flow, redirects, URL merging) cost more CPU per request than
-    aiohttp's whole round trip, and an OpenAI-compatible API needs none of them.
+    a whole round trip, and an OpenAI-compatible API needs none of them.
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, headers: dict[str, str], timeout: httpx.Timeout):
-        self.transport = transport
-        self.headers = {"user-agent": "rankroute", "accept": "application/json", **headers}
+    def __init__(self, config: BackendConfig, headers: dict[str, str], base_url: str, timeout: httpx.Timeout):
+        proxy = _env_proxy(base_url)
+        self.transport = httpx.AsyncHTTPTransport(
+            verify=httpx.create_ssl_context(),
+            limits=httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=None),
+            proxy=httpx.Proxy(proxy) if proxy else None,
+        )
+        self.headers = headers
         self.extensions = {"timeout": timeout.as_dict()}
 
-    async def open(self, url: str, body: dict[str, Any]) -> httpx.Response:
-        """POST `body` as JSON; the response's body is still to be read (or streamed), then closed."""
-        request = httpx.Request("POST", url, json=body, headers=self.headers, extensions=self.extensions)
+    async def _open(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        request = httpx.Request(
+            "POST", url, content=_json_bytes(body), headers=self.headers, extensions=self.extensions
+        )
         return await self.transport.handle_async_request(request)
 
-    async def post(self, url: str, body: dict[str, Any]) -> httpx.Response:
-        """POST `body` as JSON and read the whole answer."""
-        response = await self.open(url, body)
+    async def post(self, url: str, body: dict[str, Any]) -> tuple[int, str | None, bytes]:
+        response = await self._open(url, body)
         try:
-            await response.aread()
+            content = await response.aread()
         finally:
             await response.aclose()
-        return response
+        return response.status_code, response.headers.get("retry-after"), content
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[_Stream]:
+        response = await self._open(url, body)
+        try:
+            yield _HttpxStream(response)
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
 
 class OpenAIBackend(Backend):
@@ -172,19 +282,26 @@ class OpenAIBackend(Backend):
     # connection state is per event loop: a transport's sockets belong to the loop that opened them
     def _client(self) -> tuple[_Connection, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
+        entry = self._per_loop.get(id(loop))
+        if entry is not None and entry[0] is loop:
+            return entry[1], entry[2]
         for key, (other, _, _) in list(self._per_loop.items()):
-            if other.is_closed():
+            if other.is_closed() or key == id(loop):  # a closed loop's, or an old loop's reused id
                 del self._per_loop[key]
-        if id(loop) not in self._per_loop:
-            limits = httpx.Limits(max_connections=self.config.max_concurrency, max_keepalive_connections=None)
-            transport = _transport(self.config.http_transport, limits, self.base_url)
-            client = _Connection(transport, self._headers(), self.timeout)
-            self._per_loop[id(loop)] = (loop, client, asyncio.Semaphore(self.config.max_concurrency))
-        _, client, semaphore = self._per_loop[id(loop)]
+        # made here, inside the running loop, so the first request's timings hold no set-up
+        headers = self._headers()
+        client: _Connection
+        if self.config.http_transport == "httpx":
+            client = _HttpxConnection(self.config, headers, self.base_url, self.timeout)
+        else:
+            client = _AiohttpConnection(self.config, headers, self.base_url)
+        semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self._per_loop[id(loop)] = (loop, client, semaphore)
         return client, semaphore
 
     def _headers(self) -> dict[str, str]:
-        headers: dict[str, str] = {}
+        headers = {"user-agent": "rankroute", "accept": "application/json"}
+        headers["content-type"] = "application/json"
         if self.config.api_key_env:
             key = os.environ.get(self.config.api_key_env, "")
             if not key.strip():
@@ -196,7 +313,7 @@ class OpenAIBackend(Backend):
         loop = asyncio.get_running_loop()
         entry = self._per_loop.pop(id(loop), None)
         if entry is not None:
-            await entry[1].transport.aclose()
+            await entry[1].aclose()
 
     def _body(self, params: DecodingParams) -> dict[str, Any]:
         return {"model": self.config.model_id, **params.request_fields()}
@@ -304,9 +421,9 @@ class OpenAIBackend(Backend):
                     return await attempt_once(client)
             except _Retryable as failure:
                 last = failure
-            except httpx.TimeoutException as error:
+            except _TIMEOUTS as error:
                 last = _Retryable(f"timed out ({type(error).__name__})")
-            except httpx.TransportError as error:  # refused, reset, peer closed mid-body
+            except _CONNECTION_ERRORS as error:  # refused, reset, peer closed mid-body
                 last = _Retryable(f"connection failed ({type(error).__name__})")
             if attempt < self.retry.max_attempts:
                 delay = self.retry.delay_s(attempt, last.retry_after_s)
@@ -324,24 +441,25 @@ class OpenAIBackend(Backend):
             self.name, url, last.status, last.body or last.reason, self.retry.max_attempts
         )
 
-    def _check_status(self, response: httpx.Response, url: str, body_text: str) -> None:
-        status = response.status_code
+    def _check_status(self, status: int, retry_after: str | None, url: str, content: bytes) -> None:
+        """Raise for an error status: _Retryable where another attempt may succeed, else the error."""
         if status < 400:
             return
+        body_text = content.decode(errors="replace")
         if self.retry.should_retry_status(status):
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise _Retryable(f"HTTP {status}", status, body_text, retry_after)
+            raise _Retryable(f"HTTP {status}", status, body_text, parse_retry_after(retry_after))
         raise UpstreamHTTPError(self.name, url, status, body_text, attempts=1)
 
     async def _post_json(self, client: _Connection, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await client.post(url, body)
-        if response.status_code >= 400:
-            self._check_status(response, url, response.text)
+        status, retry_after, content = await client.post(url, body)
+        if status >= 400:
+            self._check_status(status, retry_after, url, content)
         try:
-            parsed = response.json()
+            parsed = json.loads(content)
         except ValueError as error:
+            shown = content[:120].decode(errors="replace")
             raise MalformedResponse(
-                f"backend {self.name!r}: {url} did not answer JSON: {response.text[:120]!r}",
+                f"backend {self.name!r}: {url} did not answer JSON: {shown!r}",
                 hint="is base_url an OpenAI-compatible API root (usually ending in /v1)?",
             ) from error
         if not isinstance(parsed, dict):
@@ -378,12 +496,10 @@ class OpenAIBackend(Backend):
         first_token = last_token = None
         done = False
         last_chunk: dict[str, Any] = {}
-        response = await client.open(url, body)
-        async with contextlib.aclosing(response):
-            if response.status_code >= 400:
-                await response.aread()
-                self._check_status(response, url, response.text)
-            async for line in response.aiter_lines():
+        async with client.stream(url, body) as response:
+            if response.status >= 400:
+                self._check_status(response.status, response.retry_after, url, await response.read())
+            async for line in response.lines():
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
