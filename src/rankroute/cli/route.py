@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,12 @@ def eval_command(
     encoder: str | None = typer.Option(
         None, "--encoder", help="prompt embeddings of the learned routers: static (default), minilm, tfidf"
     ),
+    repeats: int = typer.Option(
+        1,
+        "--repeats",
+        min=1,
+        help="also evaluate on the splits of seeds seed+1 .. seed+repeats-1 and report AIQ - Zero over all",
+    ),
 ) -> None:
     """Train every router on a seeded split by prompt and score it on the held-out prompts."""
     from rankroute.route.calibrate import (
@@ -203,6 +211,13 @@ def eval_command(
         + f" {evaluation.grid[0]:.3g} .. {evaluation.grid[-1]:.3g}",
         highlight=False,
     )
+    repeated = []
+    if repeats > 1:
+        fresh = functools.partial(select_routers, list(matrix.models), routers, encoder=encoder)
+        repeated = _repeated_splits(matrix, fresh, evaluation.rows, seed, repeats, test_size)
+    if repeated:
+        stdout.print(_repeated_table(repeated, seed))
+        _merge_repeated(evaluation.rows, repeated)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(evaluation.rows, indent=1))
@@ -225,6 +240,63 @@ def eval_command(
         (out / "rows.json").write_text(json.dumps(evaluation.rows, indent=1))
         plot_curves(evaluation, out / "curves.png")
         console.print(f"run folder: {out} (evaluation.json, rows.json, curves.png)", highlight=False)
+
+
+def _repeated_splits(
+    matrix: OutcomeMatrix,
+    make_routers: Callable[[int], dict[str, Router]],
+    first_rows: list[dict[str, Any]],
+    seed: int,
+    repeats: int,
+    test_size: float,
+) -> list[dict[str, Any]]:
+    """Fresh routers fitted on the splits of the next seeds (no bootstrap: the spread is over splits)."""
+    from rankroute.route.evaluate import evaluate_routers, summarise_splits
+
+    split_rows = [first_rows]
+    with _progress() as progress:
+        task = progress.add_task("repeated splits", total=repeats - 1)
+        for offset in range(1, repeats):
+            split_seed = seed + offset
+            progress.update(task, description=f"split seed {split_seed}")
+            fitted = evaluate_routers(
+                matrix, make_routers(split_seed), test_size=test_size, seed=split_seed, n_bootstrap=0
+            )
+            split_rows.append(fitted.rows)
+            progress.update(task, advance=1)
+    return summarise_splits(split_rows, test_size=test_size)
+
+
+def _repeated_table(summary: list[dict[str, Any]], seed: int) -> Table:
+    n = summary[0]["n_splits"]
+    table = Table(
+        title=f"AIQ - zero over {n} seeded splits (seeds {seed}..{seed + n - 1}; "
+        "95% corrected resampled t-interval)"
+    )
+    for column in ("dataset", "router", "mean AIQ", "mean AIQ - zero [CI]", "splits ahead of zero"):
+        table.add_column(column, justify="left" if column in ("dataset", "router") else "right")
+    for row in summary:
+        if row["router"] == "zero":
+            continue
+        low, high = row["aiq_minus_zero_ci_low"], row["aiq_minus_zero_ci_high"]
+        mark = "[green]+[/]" if low is not None and low > 0 else ""
+        table.add_row(
+            row["dataset"],
+            row["router"],
+            _fmt(row["mean_aiq"]),
+            f"{row['mean_aiq_minus_zero']:+.4f} [{_fmt(low)}, {_fmt(high)}]{mark}",
+            f"{row['splits_ahead_of_zero']}/{n}",
+        )
+    return table
+
+
+def _merge_repeated(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
+    """Each row of the first split gains its (dataset, router)'s figures over all splits."""
+    by_key = {(r["dataset"], r["router"]): r for r in summary}
+    for row in rows:
+        found = by_key.get((row["dataset"], row["router"]))
+        if found is not None:
+            row["repeated_splits"] = {k: v for k, v in found.items() if k not in ("dataset", "router")}
 
 
 def _calibration_path(router_file: Path) -> Path:

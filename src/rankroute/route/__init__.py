@@ -14,7 +14,13 @@ from rankroute.route.classifier import ClassifierRouter
 from rankroute.route.curves import aiq, apgr, cpt, hull_aiq, non_decreasing_convex_hull, pgr
 from rankroute.route.embeddings import MiniLMEncoder, PromptEncoder, TfidfEncoder, default_encoder
 from rankroute.route.ensemble import EnsembleRouter
-from rankroute.route.evaluate import RouterEvaluation, baseline_routers, default_routers, evaluate_routers
+from rankroute.route.evaluate import (
+    RouterEvaluation,
+    baseline_routers,
+    default_routers,
+    evaluate_routers,
+    summarise_splits,
+)
 from rankroute.route.knn import KNNRouter
 from rankroute.route.mf import MatrixFactorizationRouter
 from rankroute.route.persist import load_router, save_router
@@ -27,6 +33,7 @@ __all__ += ["OracleRouter", "PromptSplit", "RandomRouter", "SingleModelRouter", 
 __all__ += ["split_by_prompt"]
 __all__ += ["RouterEvaluation", "aiq", "apgr", "cpt", "hull_aiq", "non_decreasing_convex_hull", "pgr"]
 __all__ += ["Calibration", "CostQualityCurve", "baseline_routers", "default_routers", "evaluate_routers"]
+__all__ += ["summarise_splits"]
 __all__ += ["choose_willingness_to_pay", "held_out_check", "held_out_from_evaluation"]
 __all__ += ["CascadeRouter", "ClassifierRouter", "EnsembleRouter", "KNNRouter", "MatrixFactorizationRouter"]
 __all__ += ["MiniLMEncoder", "PromptEncoder", "StaticEncoder", "TfidfEncoder", "default_encoder"]
