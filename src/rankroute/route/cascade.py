@@ -17,6 +17,7 @@ import pandas as pd
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.base import Prompts
+from rankroute.route.classifier import LinearProbabilities
 from rankroute.route.embeddings import PromptEncoder
 from rankroute.route.features import LearnedRouter, finite_quality
 
@@ -147,6 +148,10 @@ class CascadeRouter(LearnedRouter):
         self.prompt_models_ = [
             fit_binary(features[known[:, j]], correct[known[:, j], j]) for j in range(len(self.models_))
         ]
+        self.prompt_linear_ = LinearProbabilities.from_classifiers(
+            [None if isinstance(m, float) else m for m in self.prompt_models_],
+            np.array([m if isinstance(m, float) else 0.0 for m in self.prompt_models_]),
+        )
         if self.chain is not None:
             unknown = [m for m in self.chain if m not in self.models_]
             if unknown or not self.chain:
@@ -189,6 +194,8 @@ class CascadeRouter(LearnedRouter):
     def predict_quality(self, prompts: Prompts) -> np.ndarray:
         """P(model answers correctly | prompt), before any call: what routing without cascading would use."""
         features, _ = self.features(prompts)
+        if self.prompt_linear_ is not None:
+            return self.prompt_linear_.predict(features)
         return np.column_stack([self._proba(model, features) for model in self.prompt_models_])
 
     def _responses(self, prompts: Prompts) -> np.ndarray | None:
