@@ -141,8 +141,14 @@ class _AiohttpStream:
         return await self.response.read()
 
     async def lines(self) -> AsyncIterator[str]:
-        async for line in self.response.content:
-            yield line.decode().rstrip("\r\n")
+        """The body's lines, split from whatever bytes have arrived (one wait per read, not per line)."""
+        pending = b""
+        async for data in self.response.content.iter_any():
+            *complete, pending = (pending + data).split(b"\n")
+            for line in complete:
+                yield line.decode().rstrip("\r")
+        if pending:
+            yield pending.decode().rstrip("\r")
 
 
 class _AiohttpConnection:

@@ -1,20 +1,26 @@
 """The evaluation runner: models x tasks, concurrently, every outcome stored as soon as it is scored.
 
 Resumable by construction: each outcome's config_key hashes (task, backend identity, decoding), the runner
-skips every (prompt, model, config_key) the store already holds. Writes are batched on a worker thread: one
-transaction per `batch_size` outcomes or per `flush_interval_s`, whichever comes first (a timer flushes even
-while no answer arrives). So a run killed at any moment loses at most what was scored in the last
-`flush_interval_s` (1 s by default) plus the one write in flight, which lands whole or not at all, and it
-never records a duplicate.
+skips every (prompt, model, config_key) the store already holds. Writes are batched on a writer thread: one
+transaction per `batch_size` outcomes or per `flush_interval_s`, whichever comes first (the thread wakes
+every interval even while no answer arrives). So a run killed at any moment loses at most what was scored in
+the last `flush_interval_s` (1 s by default) plus the one write in flight, which lands whole or not at all,
+and it never records a duplicate.
+
+The event loop only asks: each answer's scoring, pricing and Outcome record are done on the scoring threads,
+the answers that arrive in one turn of the loop handed over together (one thread hop per group, not per
+answer), and each outcome goes to the writer's buffer the moment it is scored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import zip_longest
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from rankroute.evaluate.tasks import Score, Task, TaskInstance
 
 MAX_ISSUE_EXAMPLES = 5
+PROGRESS_EVERY_S = 0.05
 T = TypeVar("T")
 
 
@@ -101,7 +108,11 @@ class WorkItem:
 
 
 ProgressHook = Callable[[str, Outcome | None], None]
-"""Called once per finished work item with the model name and its outcome (None when it failed)."""
+"""Called once per finished work item with the model name and its outcome (None when it failed); from a
+scoring thread or the event loop, so it must be thread-safe."""
+
+Finish = Callable[[], Outcome]
+"""The rest of one work item once the model has answered: score, price and build its Outcome."""
 
 
 def backend_identity(config: BackendConfig) -> dict[str, Any]:
@@ -202,7 +213,13 @@ class Runner:
         self.on_done = on_done
         self._buffer: list[Outcome] = []
         self._last_flush = time.monotonic()
-        self._writing: asyncio.Task[None] | None = None
+        self._buffered = threading.Condition()  # guards _buffer and _last_flush; wakes the writer
+        self._writer: threading.Thread | None = None
+        self._stop_writing = False
+        self._write_error: BaseException | None = None
+        self._answered: list[tuple[WorkItem, Finish]] = []
+        self._scoring_jobs: set[Future[None]] = set()
+        self._scoring_error: BaseException | None = None
         self._cards = {m.name: model_card(m) for m in config.models}
         self._no_loglik: set[str] = set()
         # scoring runs here, off the event loop: a code task's sandboxed test run takes up to its timeout
@@ -267,32 +284,42 @@ class Runner:
 
     # -- writing ---------------------------------------------------------------------------------
     def _record(self, outcome: Outcome) -> None:
-        self._buffer.append(outcome)
-        due = time.monotonic() - self._last_flush >= self.config.flush_interval_s
-        if due or len(self._buffer) >= self.config.batch_size:
-            self._flush_in_background()
+        """Buffer one scored outcome for the writer (any thread); a full batch wakes the writer at once."""
+        with self._buffered:
+            self._buffer.append(outcome)
+            if len(self._buffer) >= self.config.batch_size:
+                self._buffered.notify()
 
-    def _flush_in_background(self) -> None:
-        """Start writing the buffer on a thread so requests keep flowing; one write at a time."""
-        if self._writing is not None and not self._writing.done():
-            return  # the buffer keeps growing and goes with the next write
-        if self._writing is not None:
-            self._writing.result()  # re-raise a failed write here rather than lose it
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
-            return
-        self._last_flush = time.monotonic()
-        batch, self._buffer = self._buffer, []
-        self._writing = loop.create_task(asyncio.to_thread(self._write, batch))
-
-    async def _flush_every_interval(self) -> None:
-        """Store what is buffered at least every flush_interval_s, even while no answer arrives."""
+    def _write_every_interval(self) -> None:
+        """The writer thread: store the buffer when a batch fills or flush_interval_s has passed, whichever
+        comes first, one transaction at a time, until told to stop (then the rest goes with drain)."""
+        interval, batch_size = self.config.flush_interval_s, self.config.batch_size
         while True:
-            await asyncio.sleep(self.config.flush_interval_s)
-            if self._buffer and time.monotonic() - self._last_flush >= self.config.flush_interval_s:
-                self._flush_in_background()
+            with self._buffered:
+                while not self._stop_writing and len(self._buffer) < batch_size:
+                    remaining = self._last_flush + interval - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._buffered.wait(remaining)
+                if self._stop_writing:
+                    return
+                self._last_flush = time.monotonic()
+                batch, self._buffer = self._buffer, []
+            try:
+                self._write(batch)
+            except BaseException as error:  # kept for the final flush, raised on the event loop
+                with self._buffered:
+                    self._buffer[:0] = batch
+                self._write_error = error
+                return
+
+    def _start_writer(self) -> None:
+        self._stop_writing, self._write_error = False, None
+        self._last_flush = time.monotonic()
+        self._writer = threading.Thread(
+            target=self._write_every_interval, name="rankroute-store", daemon=True
+        )
+        self._writer.start()
 
     def _write(self, batch: list[Outcome]) -> None:
         if batch:
@@ -300,17 +327,68 @@ class Runner:
             self.report.completed += len(batch)
 
     async def drain(self) -> None:
-        """Wait for the write in flight, then store what is still buffered."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
+        """Stop the writer after the write in flight, then store what is still buffered."""
+        if self._writer is not None:
+            with self._buffered:
+                self._stop_writing = True
+                self._buffered.notify()
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.join)
         self.flush()
 
     def flush(self) -> None:
         """Write buffered outcomes now, in one transaction (prompts are already stored)."""
-        self._last_flush = time.monotonic()
-        batch, self._buffer = self._buffer, []
+        with self._buffered:
+            self._last_flush = time.monotonic()
+            batch, self._buffer = self._buffer, []
         self._write(batch)
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def _answered_one(self, item: WorkItem, finish: Finish) -> None:
+        """Queue an answer for scoring; the answers of this turn of the event loop go to a thread together."""
+        self._answered.append((item, finish))
+        if len(self._answered) == 1:
+            asyncio.get_running_loop().call_soon(self._dispatch_scoring)
+        failure = self._write_error or self._scoring_error
+        if failure is not None:
+            raise failure
+
+    def _dispatch_scoring(self) -> None:
+        group, self._answered = self._answered, []
+        if group:
+            job = self._scoring.submit(self._score_group, group)
+            self._scoring_jobs.add(job)
+            job.add_done_callback(self._scoring_done)
+
+    def _scoring_done(self, job: Future[None]) -> None:
+        self._scoring_jobs.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            self._scoring_error = self._scoring_error or job.exception()
+
+    def _score_group(self, group: list[tuple[WorkItem, Finish]]) -> None:
+        """On a scoring thread: score each answer and buffer its outcome as soon as it is scored."""
+        for item, finish in group:
+            outcome: Outcome | None = None
+            try:
+                outcome = finish()
+            except (BackendError, DataError, ValueError) as exc:
+                self._issue(
+                    "call",
+                    exc,
+                    model=item.model,
+                    task=item.task_name,
+                    prompt_id=item.instance.prompt.prompt_id,
+                )
+            else:
+                self._record(outcome)
+            if self.on_done is not None:
+                self.on_done(item.model, outcome)
+
+    async def _score_all(self) -> None:
+        """Hand over what is still queued and wait until every answer is scored."""
+        self._dispatch_scoring()
+        while jobs := list(self._scoring_jobs):  # a snapshot: scoring threads remove finished jobs
+            await asyncio.wait([asyncio.wrap_future(job) for job in jobs])
 
     # -- answering -------------------------------------------------------------------------------
     async def _generate(self, backend: Backend, item: WorkItem) -> list[Generation]:
@@ -330,7 +408,13 @@ class Runner:
 
     async def answer(self, backend: Backend, judge: Backend | None, item: WorkItem) -> Outcome:
         """Put one prompt to one model and score it the way its task is scored."""
+        finish = await self._collect(backend, judge, item)
+        return await asyncio.get_running_loop().run_in_executor(self._scoring, finish)
+
+    async def _collect(self, backend: Backend, judge: Backend | None, item: WorkItem) -> Finish:
+        """Ask the model (and the judge): the event loop's part of a work item; the rest is returned."""
         task, inst = item.task, item.instance
+        card = self._cards[item.model]
         by_loglik = self.config.multiple_choice != "generate" and item.model not in self._no_loglik
         if task.kind == "multiple_choice" and inst.choices and by_loglik:
             try:
@@ -343,22 +427,23 @@ class Runner:
                     raise
                 self._no_loglik.add(item.model)
             else:
-                score = await self._score(task.score_choices, inst, scoring.logliks)
-                card = self._cards[item.model]
-                cost = card.usd_per_hour * latency_ms / 3.6e6 if card.usd_per_hour is not None else None
-                return self._outcome(
-                    item,
-                    score,
-                    cost_usd=cost,
-                    latency_ms=latency_ms,
-                    input_tokens=scoring.context_tokens or None,
-                    extra={**self._memory(item.model), **scoring.measured(), **(score.extra or {})},
-                )
+                memory = self._memory(item.model)
+
+                def finish_choices() -> Outcome:
+                    score = task.score_choices(inst, scoring.logliks)
+                    cost = card.usd_per_hour * latency_ms / 3.6e6 if card.usd_per_hour is not None else None
+                    return self._outcome(
+                        item,
+                        score,
+                        cost_usd=cost,
+                        latency_ms=latency_ms,
+                        input_tokens=scoring.context_tokens or None,
+                        extra={**memory, **scoring.measured(), **(score.extra or {})},
+                    )
+
+                return finish_choices
         generations = await self._generate(backend, item)
-        generation = generations[-1]
-        card = self._cards[item.model]
-        costs = [_cost(g, card) for g in generations]
-        extra: dict[str, Any] = {}
+        verdict: Generation | None = None
         if task.kind == "judge":
             if judge is None:
                 raise DataError(f"task {task.name} needs a judge model", hint="set judge: in the eval config")
@@ -366,31 +451,35 @@ class Runner:
             if not judge_messages:
                 raise DataError(f"task {task.name} gave no judge prompt for {inst.prompt.prompt_id}")
             verdict = await judge.chat(judge_messages, item.params.model_copy(update={"max_tokens": 512}))
-            score = await self._score(task.score_judgement, inst, verdict.text)
-            extra = {
-                "judge": verdict.model,
-                "judgement": verdict.text[-500:],
-                "judge_cost_usd": verdict.cost_usd,
-            }
-        else:
-            score = await self._score(task.score, inst, generation.text)
-        if len(generations) > 1:
-            extra["turn_responses"] = [g.text for g in generations[:-1]]
-        return self._outcome(
-            item,
-            score,
-            cost_usd=None if None in costs else sum(c for c in costs if c is not None),
-            input_tokens=sum(g.input_tokens for g in generations),
-            output_tokens=sum(g.output_tokens for g in generations),
-            latency_ms=sum(g.latency_ms for g in generations),
-            ttft_ms=generations[0].ttft_ms,
-            response=generation.text,
-            extra={**_extra(generation), **extra, **(score.extra or {})},
-        )
 
-    async def _score(self, scorer: Callable[..., T], *args: Any) -> T:
-        """Run a task's scorer on the scoring threads, so other answers keep arriving meanwhile."""
-        return await asyncio.get_running_loop().run_in_executor(self._scoring, scorer, *args)
+        def finish_generation() -> Outcome:
+            generation = generations[-1]
+            extra: dict[str, Any] = {}
+            if verdict is not None:
+                score = task.score_judgement(inst, verdict.text)
+                extra = {
+                    "judge": verdict.model,
+                    "judgement": verdict.text[-500:],
+                    "judge_cost_usd": verdict.cost_usd,
+                }
+            else:
+                score = task.score(inst, generation.text)
+            if len(generations) > 1:
+                extra["turn_responses"] = [g.text for g in generations[:-1]]
+            costs = [_cost(g, card) for g in generations]
+            return self._outcome(
+                item,
+                score,
+                cost_usd=None if None in costs else sum(c for c in costs if c is not None),
+                input_tokens=sum(g.input_tokens for g in generations),
+                output_tokens=sum(g.output_tokens for g in generations),
+                latency_ms=sum(g.latency_ms for g in generations),
+                ttft_ms=generations[0].ttft_ms,
+                response=generation.text,
+                extra={**_extra(generation), **extra, **(score.extra or {})},
+            )
+
+        return finish_generation
 
     def close(self) -> None:
         """Stop the scoring threads (once every answer is scored)."""
@@ -417,15 +506,11 @@ class Runner:
 
         return {"peak_rss_mb": round(peak_rss_mb(), 1)}
 
-    async def _worker(self, backend: Backend, judge: Backend | None, queue: asyncio.Queue[WorkItem]) -> None:
-        while True:
+    async def _worker(self, backend: Backend, judge: Backend | None, queue: deque[WorkItem]) -> None:
+        while queue:
+            item = queue.popleft()
             try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            outcome: Outcome | None = None
-            try:
-                outcome = await self.answer(backend, judge, item)
+                finish = await self._collect(backend, judge, item)
             except (BackendError, DataError, ValueError) as exc:
                 self._issue(
                     "call",
@@ -434,10 +519,10 @@ class Runner:
                     task=item.task_name,
                     prompt_id=item.instance.prompt.prompt_id,
                 )
+                if self.on_done is not None:
+                    self.on_done(item.model, None)
             else:
-                self._record(outcome)
-            if self.on_done is not None:
-                self.on_done(item.model, outcome)
+                self._answered_one(item, finish)
 
     async def run_model(
         self, config: BackendConfig, items: Sequence[WorkItem], judge: Backend | None
@@ -452,13 +537,12 @@ class Runner:
                 if self.on_done is not None:
                     self.on_done(item.model, None)
             return
-        queue: asyncio.Queue[WorkItem] = asyncio.Queue()
-        for item in items:
-            queue.put_nowait(item)
+        queue = deque(items)
         try:
             workers = [self._worker(backend, judge, queue) for _ in range(self.config.concurrency)]
             await asyncio.gather(*workers)
         finally:
+            self._dispatch_scoring()
             await backend.aclose()
 
     async def _run_in_turn(
@@ -476,18 +560,22 @@ class Runner:
             i.task.kind == "judge" for items in work.values() for i in items
         ):
             judge = make_backend(self.config.judge)
-        ticker = asyncio.create_task(self._flush_every_interval())
+        self._start_writer()
         try:
             await asyncio.gather(
                 self._run_in_turn([m for m in self.config.models if m.kind == "local"], work, judge),
                 *(self.run_model(m, work[m.name], judge) for m in self.config.models if m.kind != "local"),
             )
         finally:
-            ticker.cancel()
-            await self.drain()
-            self.close()
-            if judge is not None:
-                await judge.aclose()
+            try:
+                await self._score_all()
+            finally:
+                await self.drain()
+                self.close()
+                if judge is not None:
+                    await judge.aclose()
+        if self._scoring_error is not None:
+            raise self._scoring_error
         self.report.elapsed_s = time.perf_counter() - started
         return self.report
 
@@ -541,25 +629,47 @@ def run_eval(
             bars: dict[str, Any] = {}
             costs: dict[str, float] = {}
             failures: dict[str, int] = {}
+            finished: dict[str, int] = {}
+            counting = threading.Lock()  # done() is called from the scoring threads and the event loop
+            shown_at = [0.0]
 
             def planned(counts: dict[str, int]) -> None:
                 bars["all"] = progress.add_task("all models", total=sum(counts.values()), cost=0.0, failed=0)
                 for name, total in counts.items():
                     bars[name] = progress.add_task(name, total=total, cost=0.0, failed=0)
-                    costs[name], failures[name] = 0.0, 0
+                    costs[name], failures[name], finished[name] = 0.0, 0, 0
 
-            def done(model: str, outcome: Outcome | None) -> None:
-                if outcome is None:
-                    failures[model] += 1
-                else:
-                    costs[model] += outcome.cost_usd or 0.0
-                progress.update(bars[model], advance=1, cost=costs[model], failed=failures[model])
+            def show() -> None:
+                for name in finished:
+                    progress.update(
+                        bars[name], completed=finished[name], cost=costs[name], failed=failures[name]
+                    )
                 progress.update(
-                    bars["all"], advance=1, cost=sum(costs.values()), failed=sum(failures.values())
+                    bars["all"],
+                    completed=sum(finished.values()),
+                    cost=sum(costs.values()),
+                    failed=sum(failures.values()),
                 )
 
+            def done(model: str, outcome: Outcome | None) -> None:
+                with counting:
+                    finished[model] += 1
+                    if outcome is None:
+                        failures[model] += 1
+                    else:
+                        costs[model] += outcome.cost_usd or 0.0
+                    # the bars redraw ten times a second: updating them per answer is wasted work
+                    if time.monotonic() - shown_at[0] >= PROGRESS_EVERY_S:
+                        shown_at[0] = time.monotonic()
+                        show()
+
             runner = runner_type(config, db, run_id=run_id, on_planned=planned, on_done=done)
-            return asyncio.run(runner.run())
+            try:
+                return asyncio.run(runner.run())
+            finally:
+                with counting:
+                    if bars:
+                        show()
     finally:
         if owned:
             db.close()
