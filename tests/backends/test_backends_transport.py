@@ -4,6 +4,10 @@ answers, streamed timings, and the faults that must be retried."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -96,3 +100,57 @@ def test_the_environment_proxy_is_used_and_no_proxy_bypasses_it(
     with ScriptedServer([Step(body=chat_body("direct"))]) as server:
         generation = run(chat_and_close(backend_for(server, http_transport=transport)))
     assert generation.text == "direct" and server.received[0].path == "/v1/chat/completions"
+
+
+def serve_in_pieces(pieces: list[bytes], pause_s: float) -> tuple[str, threading.Thread]:
+    """A one-request HTTP server on 127.0.0.1 that writes its answer in `pieces`, pausing between them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        with listener, listener.accept()[0] as conn:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    v
+                    for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                    if k.lower() == b"content-length"
+                )
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            for index, piece in enumerate(pieces):
+                if index:
+                    time.sleep(pause_s)
+                conn.sendall(piece)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{port}/v1", thread
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_stream_lines_cut_across_reads_are_joined(transport: str) -> None:
+    """Events cut mid-line and mid-character (UTF-8 'é'), CRLF line ends: the answer reads whole."""
+    events = [chat_chunk("café"), chat_chunk(" crème"), chat_chunk(None, "stop"), usage_chunk(5, 4)]
+    sse = (
+        "".join(f"data: {json.dumps(e, ensure_ascii=False)}\r\n\r\n" for e in events) + "data: [DONE]\r\n\r\n"
+    )
+    payload = sse.encode()
+    cut_char = payload.index("é".encode()) + 1  # between the two bytes of 'é'
+    cut_line = payload.index(" crème".encode()) + 2  # inside the second event's line
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {len(payload)}\r\n"
+    head += "Connection: close\r\n\r\n"
+    pieces = [head.encode() + payload[:cut_char], payload[cut_char:cut_line], payload[cut_line:]]
+    url, thread = serve_in_pieces(pieces, pause_s=0.05)
+    backend = make_backend(BackendConfig(name="m", base_url=url, stream=True, http_transport=transport))
+    assert isinstance(backend, OpenAIBackend)
+    generation = run(chat_and_close(backend))
+    thread.join(5)
+    assert generation.text == "café crème" and generation.output_tokens == 4
+    # a token is timed when its whole line has arrived: the first after one pause, the last after two
+    assert generation.ttft_ms is not None and generation.ttft_ms >= 45
+    assert generation.latency_ms - generation.ttft_ms >= 45

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from eval_arith_task import ArithInstance, ArithScore, ArithTask, sum_answerer
 from eval_openai_server import ServerState, serve
+from rich.console import Console
 from test_cli_kill_resume import rankroute_eval
 
 from rankroute.data import OutcomeStore
@@ -169,3 +171,27 @@ def test_buffered_outcomes_are_stored_while_no_answer_arrives(tmp_path: Path) ->
     with OutcomeStore(store_path) as store:
         kept = store.read_outcomes()
     assert len(kept) == 2 and kept["prompt_id"].nunique() == 2
+
+
+def test_progress_bars_end_at_the_total_and_count_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bar updates are throttled and come from several threads; the bars still end exact."""
+    total = 60
+    monkeypatch.setattr(runner_module, "resolve_task", lambda spec: ArithTask())
+    state = ServerState(answer=sum_answerer, faults=["ok", "500", "ok", "500", "500"])
+    with serve(state) as url:
+        config = EvalConfig.model_validate(
+            {
+                "models": [{"name": "m", "base_url": url, "stream": False, "max_retries": 0}],
+                "tasks": [{"name": "arith", "limit": total}],
+                "store": str(tmp_path / "s.duckdb"),
+                "concurrency": 8,
+            }
+        )
+        shown = io.StringIO()
+        with OutcomeStore(config.store) as store:
+            report = run_eval(config, store=store, console=Console(file=shown, width=200))
+    assert report.completed == total - 3 and report.failed == 3
+    bars = [line for line in shown.getvalue().splitlines() if line.startswith(("all models", "m "))]
+    assert len(bars) == 2 and all(f"{total}/{total}" in bar and "failed 3" in bar for bar in bars)
