@@ -276,7 +276,7 @@ def _repeated_table(summary: list[dict[str, Any]], seed: int) -> Table:
     for column in ("dataset", "router", "mean AIQ", "mean AIQ - zero [CI]", "splits ahead of zero"):
         table.add_column(column, justify="left" if column in ("dataset", "router") else "right")
     for row in summary:
-        if row["router"] == "zero":
+        if row["router"] == "zero" or row["router"].startswith("single:"):  # singles: in the JSON rows
             continue
         low, high = row["aiq_minus_zero_ci_low"], row["aiq_minus_zero_ci_high"]
         mark = "[green]+[/]" if low is not None and low > 0 else ""
