@@ -2,13 +2,15 @@
 
 A minimal OpenAI-compatible server (its own process, answering at once) stands in for the model, so what is
 measured is the harness: request building, HTTP client, scoring and storing. Both harnesses run as
-subprocesses on the same GSM8K questions at concurrency 1/16/64. Two rates per run:
+subprocesses on the same GSM8K questions at concurrency 1/16/64: the first --requests questions of the
+test set, repeated under new ids past its 1,319 (so --requests 3000 works for both). Two rates per run:
 - request phase: requests / (last response - first request), timed by the server, the same clock for both;
 - end to end: requests / wall time of the whole command (start-up, data loading, scoring, writing).
 
 The peer is lm-eval's `local-chat-completions` model, installed in its own venv (never the project's):
     python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install "lm-eval[api]"
     python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 300
+    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 3000
 
 The target (>= 2x lm-eval's requests/s) is judged per concurrency on both rates; the closing table prints
 each ratio beside it. Both rates share one ceiling: the instant server itself (one uvicorn process), so a
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,12 +36,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+import yaml
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from rich.console import Console
 from rich.table import Table
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "gsm8k" / "test.jsonl"
+RANKROUTE_GSM8K = Path(__file__).resolve().parents[1] / "src" / "rankroute" / "evaluate" / "tasks" / "builtin"
 ANSWER = "Let me think. 6 + 7 = 13. The answer is 13."
 
 
@@ -120,11 +126,13 @@ def read_stats(port: int) -> dict[str, Any]:
     return dict(httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json())
 
 
-def server_ceiling(port: int, n: int, concurrency: int) -> float:
-    """Requests/s of a bare aiohttp client with nothing else to do: what the endpoint itself can serve."""
+def server_ceiling(port: int, n: int, concurrency: int, stream: bool = False) -> float:
+    """Requests/s of a bare aiohttp client with nothing else to do: what the endpoint itself can serve
+    (streamed answers cost the server more: their ceiling is lower)."""
     import aiohttp
 
     body = {"model": "bench", "messages": [{"role": "user", "content": "What is 6 + 7?"}], "max_tokens": 64}
+    body["stream"] = stream
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
 
     async def burst() -> None:
@@ -133,7 +141,7 @@ def server_ceiling(port: int, n: int, concurrency: int) -> float:
 
             async def one() -> None:
                 async with limit, session.post(url, json=body) as response:
-                    await response.json()
+                    await response.read()
 
             await asyncio.gather(*(one() for _ in range(n)))
 
@@ -144,7 +152,36 @@ def server_ceiling(port: int, n: int, concurrency: int) -> float:
 
 
 # -- the two harnesses ----------------------------------------------------------------------------------
-def run_rankroute(work: Path, port: int, n: int, concurrency: int, stream: bool) -> float:
+def write_questions(work: Path, n: int) -> Path:
+    """The first n GSM8K test questions, cycling past the end: row i is question i mod 1,319 under id i."""
+    rows = GSM8K.read_text().splitlines()
+    data = work / "gsm8k_bench.jsonl"
+    data.write_text("".join(line + "\n" for line in itertools.islice(itertools.cycle(rows), n)))
+    return data
+
+
+def write_rankroute_task(work: Path, data: Path) -> Path:
+    """rankroute's built-in gsm8k task (prompt, extraction, metric) over the benchmark's questions."""
+    spec = yaml.safe_load((RANKROUTE_GSM8K / "gsm8k.yaml").read_text())
+    spec.update(name="gsm8k_bench", source={"path": str(data)})
+    path = work / "gsm8k_bench.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def timed(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run a command; its wall seconds and the CPU seconds (user + system) it and its children used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_rankroute(work: Path, task: Path, port: int, concurrency: int, stream: bool) -> tuple[float, float]:
     store = work / f"rankroute-{concurrency}-{stream}.duckdb"
     config = work / f"eval-{concurrency}-{stream}.yaml"
     config.write_text(
@@ -161,14 +198,13 @@ def run_rankroute(work: Path, port: int, n: int, concurrency: int, stream: bool)
                         "max_concurrency": concurrency,
                     }
                 ],
-                "tasks": [{"name": "gsm8k", "limit": n, "seed": 0}],
+                "tasks": [{"name": str(task)}],
                 "decoding": {"temperature": 0.0, "max_tokens": 64},
                 "store": str(store),
                 "concurrency": concurrency,
             }
         )
     )
-    started = time.perf_counter()
     command = [
         sys.executable,
         "-c",
@@ -177,17 +213,14 @@ def run_rankroute(work: Path, port: int, n: int, concurrency: int, stream: bool)
         "--config",
         str(config),
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result, wall, cpu = timed(command)
     if result.returncode != 0:
         raise RuntimeError(f"rankroute eval failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return time.perf_counter() - started
+    return wall, cpu
 
 
-def write_peer_task(work: Path, n: int) -> Path:
+def write_peer_task(work: Path, data: Path) -> Path:
     """An lm-eval task over the same GSM8K questions, read from a local JSONL (no hub access)."""
-    rows = [json.loads(line) for line in GSM8K.read_text().splitlines()[:n]]
-    data = work / "gsm8k_local.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     task_dir = work / "peer_tasks"
     task_dir.mkdir(exist_ok=True)
     (task_dir / "gsm8k_local.yaml").write_text(
@@ -204,7 +237,9 @@ def write_peer_task(work: Path, n: int) -> Path:
     return task_dir
 
 
-def run_peer(peer_python: str, work: Path, task_dir: Path, port: int, n: int, concurrency: int) -> float:
+def run_peer(
+    peer_python: str, work: Path, task_dir: Path, port: int, n: int, concurrency: int
+) -> tuple[float, float]:
     args = [
         peer_python,
         "-m",
@@ -225,22 +260,23 @@ def run_peer(peer_python: str, work: Path, task_dir: Path, port: int, n: int, co
         str(work / f"peer-{concurrency}"),
     ]
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    started = time.perf_counter()
-    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    result, wall, cpu = timed(args, env)
     if result.returncode != 0:
         raise RuntimeError(f"lm-eval failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - started
+    return wall, cpu
 
 
-def rate_row(name: str, concurrency: int, requests: int, phase: float, wall: float | None) -> list[str]:
-    end_to_end = f"{requests / wall:,.0f}" if wall else "-"
+def rate_row(
+    name: str, concurrency: int, requests: int, phase: float, wall: float | None, cpu: float | None
+) -> list[str]:
     return [
         name,
         str(concurrency),
         str(requests),
         f"{phase:,.0f}",
-        end_to_end,
+        f"{requests / wall:,.0f}" if wall else "-",
         f"{wall:.1f}" if wall else "-",
+        f"{cpu:.1f}" if cpu else "-",
     ]
 
 
@@ -264,7 +300,16 @@ def main() -> None:
     load_before = os.getloadavg()
     server = start_server(args.port)
     table = Table(title=f"harness overhead: {args.requests} GSM8K requests against an instant endpoint")
-    for column in ("harness", "concurrency", "requests", "request-phase req/s", "end-to-end req/s", "wall s"):
+    columns = (
+        "harness",
+        "concurrency",
+        "requests",
+        "request-phase req/s",
+        "end-to-end req/s",
+        "wall s",
+        "CPU s",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "harness" else "right")
     verdicts = Table(title="target: rankroute >= 2x lm-eval's requests/s (non-streamed vs lm-eval)")
     for column in ("concurrency", "request phase", "end to end"):
@@ -272,17 +317,19 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            task_dir = write_peer_task(work, args.requests)
+            data = write_questions(work, args.requests)
+            task = write_rankroute_task(work, data)
+            task_dir = write_peer_task(work, data)
             for concurrency in args.concurrency:
                 read_stats(args.port)
-                ceiling = server_ceiling(args.port, args.requests, concurrency)
-                table.add_row(
-                    *rate_row("(endpoint ceiling: bare aiohttp)", concurrency, args.requests, ceiling, None)
-                )
+                for stream, label in ((False, ""), (True, ", streamed")):
+                    ceiling = server_ceiling(args.port, args.requests, concurrency, stream)
+                    name = f"(endpoint ceiling{label}: bare aiohttp)"
+                    table.add_row(*rate_row(name, concurrency, args.requests, ceiling, None, None))
                 runs = [
                     (
                         "rankroute (streamed: + TTFT/ITL)" if stream else "rankroute",
-                        lambda c=concurrency, s=stream: run_rankroute(work, args.port, args.requests, c, s),
+                        lambda c=concurrency, s=stream: run_rankroute(work, task, args.port, c, s),
                     )
                     for stream in (False, True)
                 ]
@@ -297,13 +344,15 @@ def main() -> None:
                     )
                 rates: dict[str, tuple[float, float]] = {}
                 for name, run in runs:
-                    wall = run()
+                    wall, cpu = run()
                     stats = read_stats(args.port)
                     span = (stats["last"] or 0) - (stats["first"] or 0)
                     phase = stats["requests"] / span if span > 0 else float("nan")
                     rates[name] = (phase, stats["requests"] / wall)
-                    table.add_row(*rate_row(name, concurrency, stats["requests"], phase, wall))
-                    console.print(f"{name} c={concurrency}: {phase:,.0f} req/s, wall {wall:.1f} s")
+                    table.add_row(*rate_row(name, concurrency, stats["requests"], phase, wall, cpu))
+                    console.print(
+                        f"{name} c={concurrency}: {phase:,.0f} req/s, wall {wall:.1f} s, CPU {cpu:.1f} s"
+                    )
                 if has_peer:
                     ours, peer = rates["rankroute"], rates["lm-eval local-chat-completions"]
                     verdicts.add_row(
