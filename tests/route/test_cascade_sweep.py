@@ -97,3 +97,24 @@ def test_cascade_fits_and_routes_with_pandas_na_answers(sample: tuple[OutcomeMat
         router.fit(with_holes(train, blank))
         decisions.append(router.decide_grid(with_holes(test, blank), np.asarray([1e-3, 0.05])))
     assert (decisions[0][0] == decisions[1][0]).all() and (decisions[0][1] == decisions[1][1]).all()
+
+
+def test_the_answer_is_the_stopping_stages(
+    cascade: CascadeRouter, sample: tuple[OutcomeMatrix, OutcomeMatrix]
+) -> None:
+    """FrugalGPT's rule: the cascade returns the answer of the last model it called. (It used to return the
+    most trusted answer paid for, and at the largest lambda returned cheap answers over the chain's top
+    model's, never reaching that model's quality on ARC-C.)"""
+    test = sample[1]
+    grid = np.array([1e-5, 1e-3, 1e6])
+    chosen, called = cascade.decide_grid(test, grid)
+    tasks = cascade.task_detector_.predict_proba(list(test.texts)).argmax(axis=1)
+    escalated = 0
+    for i in range(test.n_prompts):
+        chain = cascade.chains_[tasks[i]]
+        for g in range(grid.size):
+            stages = [position for position, j in enumerate(chain) if called[i, g, j]]
+            assert stages == list(range(len(stages)))  # a prefix of the chain
+            assert chosen[i, g] == chain[stages[-1]]
+            escalated += len(stages) > 1
+    assert escalated > 0  # the rule was exercised beyond the first stage
