@@ -13,10 +13,10 @@ import logging
 import os
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -116,7 +116,7 @@ class _Stream(Protocol):
 
     async def read(self) -> bytes: ...
 
-    def lines(self) -> AsyncIterator[str]: ...
+    def lines(self) -> AsyncGenerator[str, None]: ...
 
 
 class _Connection(Protocol):
@@ -140,7 +140,7 @@ class _AiohttpStream:
     async def read(self) -> bytes:
         return await self.response.read()
 
-    async def lines(self) -> AsyncIterator[str]:
+    async def lines(self) -> AsyncGenerator[str, None]:
         """The body's lines, split from whatever bytes have arrived (one wait per read, not per line)."""
         pending = b""
         async for data in self.response.content.iter_any():
@@ -213,8 +213,10 @@ class _HttpxStream:
     async def read(self) -> bytes:
         return await self.response.aread()
 
-    def lines(self) -> AsyncIterator[str]:
-        return self.response.aiter_lines()
+    def lines(self) -> AsyncGenerator[str, None]:
+        return cast(
+            AsyncGenerator[str, None], self.response.aiter_lines()
+        )  # an async generator, typed loosely
 
 
 class _HttpxConnection:
@@ -502,10 +504,11 @@ class OpenAIBackend(Backend):
         first_token = last_token = None
         done = False
         last_chunk: dict[str, Any] = {}
-        async with client.stream(url, body) as response:
+        async with client.stream(url, body) as response, contextlib.aclosing(response.lines()) as lines:
             if response.status >= 400:
                 self._check_status(response.status, response.retry_after, url, await response.read())
-            async for line in response.lines():
+            # closed here when [DONE] ends the loop, not by the garbage collector (a task and a wake-up each)
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
