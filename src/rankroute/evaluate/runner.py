@@ -406,13 +406,9 @@ class Runner:
             answers.append(await backend.chat(messages, item.params))
         return answers
 
-    async def answer(self, backend: Backend, judge: Backend | None, item: WorkItem) -> Outcome:
-        """Put one prompt to one model and score it the way its task is scored."""
-        finish = await self._collect(backend, judge, item)
-        return await asyncio.get_running_loop().run_in_executor(self._scoring, finish)
-
     async def _collect(self, backend: Backend, judge: Backend | None, item: WorkItem) -> Finish:
-        """Ask the model (and the judge): the event loop's part of a work item; the rest is returned."""
+        """Ask the model (and the judge): the event loop's part of a work item. Scoring, pricing and the
+        Outcome come back as a function, for a scoring thread."""
         task, inst = item.task, item.instance
         card = self._cards[item.model]
         by_loglik = self.config.multiple_choice != "generate" and item.model not in self._no_loglik
