@@ -18,7 +18,7 @@ from rankroute.route.mf import MatrixFactorizationRouter
 LEARNED_ROUTERS: dict[str, Callable[..., Router]] = {
     "knn": KNNRouter,
     "classifier": ClassifierRouter,
-    "mlp": lambda **params: ClassifierRouter(**{"kind": "mlp", **params}),
+    "mlp": lambda **params: ClassifierRouter(**{"kind": "mlp", "calibration": "sigmoid", **params}),
     "mf": MatrixFactorizationRouter,
     "cascade": CascadeRouter,
     "ensemble": EnsembleRouter,
