@@ -8,8 +8,8 @@ the last `flush_interval_s` (1 s by default) plus the one write in flight, which
 and it never records a duplicate.
 
 The event loop only asks: each answer's scoring, pricing and Outcome record are done on the scoring threads,
-the answers that arrive in one turn of the loop handed over together (one thread hop per group, not per
-answer), and each outcome goes to the writer's buffer the moment it is scored.
+the answers of every few milliseconds handed over together (one thread hop per group, not per answer), and
+each outcome goes to the writer's buffer the moment it is scored.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 MAX_ISSUE_EXAMPLES = 5
 PROGRESS_EVERY_S = 0.05
+SCORING_GROUP_S = 0.005
+"""Answers are handed to the scoring threads in groups gathered over this long: each hand-over wakes a
+thread, which costs the event loop more than the scoring of a GSM8K answer (measured: at concurrency 1,
+grouping per 5 ms rather than per turn of the loop cut the client's CPU per request by ~13%)."""
 T = TypeVar("T")
 
 
@@ -345,10 +349,10 @@ class Runner:
 
     # -- scoring ---------------------------------------------------------------------------------
     def _answered_one(self, item: WorkItem, finish: Finish) -> None:
-        """Queue an answer for scoring; the answers of this turn of the event loop go to a thread together."""
+        """Queue an answer for scoring; the answers of the next SCORING_GROUP_S go to a thread together."""
         self._answered.append((item, finish))
         if len(self._answered) == 1:
-            asyncio.get_running_loop().call_soon(self._dispatch_scoring)
+            asyncio.get_running_loop().call_later(SCORING_GROUP_S, self._dispatch_scoring)
         failure = self._write_error or self._scoring_error
         if failure is not None:
             raise failure
