@@ -15,6 +15,7 @@ from rankroute.backends.errors import (
     ModelFileError,
     UpstreamHTTPError,
 )
+from rankroute.backends.llama_cpp_python import LlamaCppPythonBackend
 from rankroute.backends.local import LocalBackend
 from rankroute.backends.local_models import (
     CATALOGUE,
@@ -37,6 +38,7 @@ __all__ = [
     "ChecksumMismatch",
     "DecodingParams",
     "Generation",
+    "LlamaCppPythonBackend",
     "LocalBackend",
     "LocalModelInfo",
     "LocalModelSpec",

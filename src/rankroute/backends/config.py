@@ -44,6 +44,9 @@ class BackendConfig(BaseModel):
     )
     n_ctx: int = Field(default=2048, ge=128)
     n_threads: int | None = Field(default=None, ge=1)
+    engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = Field(
+        default="auto", description="kind local: the in-process engine (auto: xllamacpp if installed)"
+    )
 
     @model_validator(mode="after")
     def _kind_needs(self) -> BackendConfig:
@@ -95,8 +98,12 @@ def load_backend_configs(path: str | Path) -> list[BackendConfig]:
 def make_backend(config: BackendConfig) -> Backend:
     """The Backend a config describes (local models load lazily, on the first request)."""
     if config.kind == "local":
-        from rankroute.backends.local import LocalBackend
+        from rankroute.backends.local import LocalBackend, local_engine
 
+        if local_engine(config.engine) == "llama-cpp-python":
+            from rankroute.backends.llama_cpp_python import LlamaCppPythonBackend
+
+            return LlamaCppPythonBackend(config)
         return LocalBackend(config)
     from rankroute.backends.openai_http import OpenAIBackend
 

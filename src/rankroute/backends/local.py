@@ -8,6 +8,7 @@ RSS and the model file's size.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -37,6 +38,25 @@ def peak_rss_mb() -> float:
 
 _UNLOADED: Any = object()
 PROMPT_CACHE_RAM_MIB = 128
+ENGINE_MODULES = {"xllamacpp": "xllamacpp", "llama-cpp-python": "llama_cpp"}
+ENGINE_INSTALL_HINT = (
+    "pip install 'rankroute[local]' (xllamacpp: a prebuilt wheel) or 'rankroute[llamacpp]' "
+    "(llama-cpp-python: compiles llama.cpp on install)"
+)
+
+
+def local_engine(requested: str = "auto") -> str:
+    """The engine an in-process model runs on: the one named, or for `auto` the first installed of
+    xllamacpp (the prebuilt default) and llama-cpp-python."""
+    if requested != "auto":
+        return requested
+    for engine, module in ENGINE_MODULES.items():
+        if importlib.util.find_spec(module) is not None:
+            return engine
+    raise BackendError(
+        "no in-process engine is installed: local models run on xllamacpp or llama-cpp-python",
+        hint=ENGINE_INSTALL_HINT,
+    )
 
 
 class ContinuationScores(BaseModel):
@@ -131,7 +151,7 @@ class LocalBackend(Backend):
                 import xllamacpp
             except ImportError as error:
                 raise BackendError(
-                    "in-process models need xllamacpp", hint="pip install 'rankroute[local]'"
+                    "in-process models on engine xllamacpp need xllamacpp", hint=ENGINE_INSTALL_HINT
                 ) from error
             try:
                 self._server = xllamacpp.Server(self._params(xllamacpp, path, verbosity=0))
@@ -167,12 +187,15 @@ class LocalBackend(Backend):
     def _request(self, params: DecodingParams) -> dict[str, Any]:
         return {**params.request_fields(), "stream": True, "stream_options": {"include_usage": True}}
 
-    async def chat(self, messages: list[dict[str, str]], params: DecodingParams) -> Generation:
+    def _refuse_chat_without_template(self) -> None:
         if not self.supports_chat:
             raise BackendUnsupported(
                 f"local model {self.model_ref!r} is a base model without a chat template: chat is refused",
                 hint="call complete() with a plain-text prompt, or pick an instruct model",
             )
+
+    async def chat(self, messages: list[dict[str, str]], params: DecodingParams) -> Generation:
+        self._refuse_chat_without_template()
         body = self._request(params) | {"messages": messages}
         if params.logprobs:
             body |= {"logprobs": True, "top_logprobs": params.top_logprobs or 1}
@@ -232,8 +255,32 @@ class LocalBackend(Backend):
                 finish_reason = choice.get("finish_reason") or finish_reason
                 content = (choice.get("logprobs") or {}).get("content") or []
                 logprobs += [float(item["logprob"]) for item in content if "logprob" in item]
-        text = "".join(text_parts)
+        return self._measured_generation(
+            kind,
+            "".join(text_parts),
+            finish_reason=finish_reason,
+            logprobs=logprobs,
+            usage=usage,
+            timings=timings,
+            stamps=(start, first_token, last_token, end),
+        )
+
+    def _measured_generation(
+        self,
+        kind: str,
+        text: str,
+        *,
+        finish_reason: str | None,
+        logprobs: list[float],
+        usage: dict[str, Any],
+        timings: dict[str, Any],
+        stamps: tuple[float, float | None, float | None, float],
+    ) -> Generation:
+        """The Generation of one in-process answer (any engine): the engine's own token usage, timings
+        from perf_counter stamps (start, first token, last token, end), peak RSS and model file size."""
+        input_tokens = int(usage.get("prompt_tokens", 0))
         output_tokens = int(usage.get("completion_tokens", 0))
+        start, first_token, last_token, end = stamps
         measured = stream_timings(start, first_token, last_token, end, output_tokens)
         latency_ms = measured["latency_ms"] or 0.0
         raw = {
@@ -246,7 +293,6 @@ class LocalBackend(Backend):
             "usage": usage,
             "timings": timings,
         }
-        input_tokens = int(usage.get("prompt_tokens", 0))
         return Generation(
             text=text,
             input_tokens=input_tokens,
