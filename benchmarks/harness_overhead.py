@@ -8,14 +8,15 @@ test set, repeated under new ids past its 1,319 (so --requests 3000 works for bo
 - end to end: requests / wall time of the whole command (start-up, data loading, scoring, writing).
 
 The peer is lm-eval's `local-chat-completions` model, installed in its own venv (never the project's):
-    python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install "lm-eval[api]"
-    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 300
-    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 3000
+    python3.11 -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install "lm-eval[api]==0.4.13"
+    python -m benchmarks.harness_overhead --peer-python /tmp/lmeval-venv/bin/python --requests 300 3000
 
-The target (>= 2x lm-eval's requests/s) is judged per concurrency on both rates; the closing table prints
-each ratio beside it. Both rates share one ceiling: the instant server itself (one uvicorn process), so a
-request-phase ratio near 1x can mean both clients saturate it: the script also prints the server's own
-rate against a bare aiohttp client as that ceiling.
+The target (>= 2x lm-eval's requests/s) is judged per run size and concurrency on both rates; the verdict
+table prints each ratio beside it. With two run sizes a last table gives each harness's wall time per extra
+request (larger run minus smaller): the end-to-end ratio that runs of any size tend to, start-up left out.
+Both rates share one ceiling: the instant server itself (one uvicorn process), so a request-phase ratio
+near 1x can mean both clients saturate it: the script also prints the server's own rate against a bare
+aiohttp client (non-streamed and streamed) as that ceiling.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +288,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--requests",
+        type=int,
+        nargs="+",
+        default=[300],
+        help="run sizes; with two or more, also each harness's wall time per extra request",
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--peer-python", default="/tmp/lmeval-venv/bin/python")
     parser.add_argument("--port", type=int, default=18431)
@@ -297,9 +306,12 @@ def main() -> None:
     has_peer = Path(args.peer_python).exists()
     if not has_peer:
         console.print(f"[yellow]no lm-eval at {args.peer_python}: measuring rankroute only[/]")
+    sizes = sorted(set(args.requests))
     load_before = os.getloadavg()
     server = start_server(args.port)
-    table = Table(title=f"harness overhead: {args.requests} GSM8K requests against an instant endpoint")
+    table = Table(
+        title=f"harness overhead: {' and '.join(map(str, sizes))} GSM8K requests against an instant endpoint"
+    )
     columns = (
         "harness",
         "concurrency",
@@ -312,68 +324,108 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "harness" else "right")
     verdicts = Table(title="target: rankroute >= 2x lm-eval's requests/s (non-streamed vs lm-eval)")
-    for column in ("concurrency", "request phase", "end to end"):
+    for column in ("requests", "concurrency", "request phase", "end to end"):
         verdicts.add_column(column, justify="right")
+    walls: dict[tuple[str, int, int], float] = {}  # (harness, concurrency, requests) -> wall s
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            data = write_questions(work, args.requests)
-            task = write_rankroute_task(work, data)
-            task_dir = write_peer_task(work, data)
-            for concurrency in args.concurrency:
-                read_stats(args.port)
-                for stream, label in ((False, ""), (True, ", streamed")):
-                    ceiling = server_ceiling(args.port, args.requests, concurrency, stream)
-                    name = f"(endpoint ceiling{label}: bare aiohttp)"
-                    table.add_row(*rate_row(name, concurrency, args.requests, ceiling, None, None))
-                runs = [
-                    (
-                        "rankroute (streamed: + TTFT/ITL)" if stream else "rankroute",
-                        lambda c=concurrency, s=stream: run_rankroute(work, task, args.port, c, s),
-                    )
-                    for stream in (False, True)
-                ]
-                if has_peer:
-                    runs.append(
-                        (
-                            "lm-eval local-chat-completions",
-                            lambda c=concurrency: run_peer(
-                                args.peer_python, work, task_dir, args.port, args.requests, c
-                            ),
-                        )
-                    )
-                rates: dict[str, tuple[float, float]] = {}
-                for name, run in runs:
-                    wall, cpu = run()
-                    stats = read_stats(args.port)
-                    span = (stats["last"] or 0) - (stats["first"] or 0)
-                    phase = stats["requests"] / span if span > 0 else float("nan")
-                    rates[name] = (phase, stats["requests"] / wall)
-                    table.add_row(*rate_row(name, concurrency, stats["requests"], phase, wall, cpu))
-                    console.print(
-                        f"{name} c={concurrency}: {phase:,.0f} req/s, wall {wall:.1f} s, CPU {cpu:.1f} s"
-                    )
-                if has_peer:
-                    ours, peer = rates["rankroute"], rates["lm-eval local-chat-completions"]
-                    verdicts.add_row(
-                        str(concurrency),
-                        *(
-                            f"{ours[k] / peer[k]:.2f}x "
-                            + ("[green]met[/]" if ours[k] >= 2 * peer[k] else "[red]not met[/]")
-                            for k in (0, 1)
-                        ),
-                    )
+            for n in sizes:
+                work = Path(tmp) / str(n)
+                work.mkdir()
+                measure(console, table, verdicts, walls, work, n, args, has_peer)
     finally:
         server.terminate()
         server.wait(timeout=10)
     console.print(table)
     if has_peer:
         console.print(verdicts)
+    if has_peer and len(sizes) > 1:
+        console.print(per_request_table(walls, sizes[0], sizes[-1], args.concurrency))
     after = os.getloadavg()
     console.print(
         f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {' '.join(f'{x:.2f}' for x in after)} on {os.cpu_count()} CPUs"
     )
+
+
+RANKROUTE, PEER = "rankroute", "lm-eval local-chat-completions"
+
+
+def measure(
+    console: Console,
+    table: Table,
+    verdicts: Table,
+    walls: dict[tuple[str, int, int], float],
+    work: Path,
+    n: int,
+    args: argparse.Namespace,
+    has_peer: bool,
+) -> None:
+    """One run size: the endpoint's ceilings, then each harness, at every concurrency."""
+    data = write_questions(work, n)
+    task = write_rankroute_task(work, data)
+    task_dir = write_peer_task(work, data)
+    for concurrency in args.concurrency:
+        read_stats(args.port)
+        for stream, label in ((False, ""), (True, ", streamed")):
+            ceiling = server_ceiling(args.port, n, concurrency, stream)
+            name = f"(endpoint ceiling{label}: bare aiohttp)"
+            table.add_row(*rate_row(name, concurrency, n, ceiling, None, None))
+        runs: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+            (RANKROUTE, partial(run_rankroute, work, task, args.port, concurrency, False)),
+            (
+                f"{RANKROUTE} (streamed: + TTFT/ITL)",
+                partial(run_rankroute, work, task, args.port, concurrency, True),
+            ),
+        ]
+        if has_peer:
+            runs.append(
+                (PEER, partial(run_peer, args.peer_python, work, task_dir, args.port, n, concurrency))
+            )
+        rates: dict[str, tuple[float, float]] = {}
+        for name, run in runs:
+            wall, cpu = run()
+            walls[(name, concurrency, n)] = wall
+            stats = read_stats(args.port)
+            span = (stats["last"] or 0) - (stats["first"] or 0)
+            phase = stats["requests"] / span if span > 0 else float("nan")
+            rates[name] = (phase, stats["requests"] / wall)
+            table.add_row(*rate_row(name, concurrency, stats["requests"], phase, wall, cpu))
+            console.print(
+                f"{name} c={concurrency} n={n}: {phase:,.0f} req/s, wall {wall:.1f} s, CPU {cpu:.1f} s"
+            )
+        if has_peer:
+            ours, peer = rates[RANKROUTE], rates[PEER]
+            verdicts.add_row(
+                str(n),
+                str(concurrency),
+                *(
+                    f"{ours[k] / peer[k]:.2f}x "
+                    + ("[green]met[/]" if ours[k] >= 2 * peer[k] else "[red]not met[/]")
+                    for k in (0, 1)
+                ),
+            )
+
+
+def per_request_table(
+    walls: dict[tuple[str, int, int], float], small: int, large: int, concurrencies: list[int]
+) -> Table:
+    """Wall time each harness adds per extra request (largest run minus smallest): what the end-to-end
+    ratio tends to as runs grow, start-up left out."""
+    table = Table(
+        title=f"end to end as runs grow: wall ms per extra request ({large} minus {small} requests)"
+    )
+    for column in ("concurrency", "rankroute ms", "lm-eval ms", "lm-eval / rankroute"):
+        table.add_column(column, justify="right")
+    for concurrency in concurrencies:
+        ours, peer = (
+            (walls[(name, concurrency, large)] - walls[(name, concurrency, small)]) * 1000 / (large - small)
+            for name in (RANKROUTE, PEER)
+        )
+        ratio = peer / ours if ours > 0 else float("inf")
+        verdict = "[green]>= 2x[/]" if ratio >= 2 else "[red]< 2x[/]"
+        table.add_row(str(concurrency), f"{ours:.2f}", f"{peer:.2f}", f"{ratio:.2f}x {verdict}")
+    return table
 
 
 if __name__ == "__main__":
