@@ -100,3 +100,23 @@ def test_the_tokenizer_is_read_without_torch(smollm2: LocalBackend, tmp_path: Pa
     for text in (PLANTS + " nitrogen", "  Hello,   world!\n 123 4567 ça", "def f(x):\n    return x**2"):
         expected = tokenizer.encode(text, add_special_tokens=False).ids
         assert converted.encode(text, add_special_tokens=False).ids == expected
+
+
+def test_an_unconvertible_gguf_gives_no_tokenizer_and_caches_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When transformers cannot read a GGUF's vocabulary, multiple choice falls back to the model's own
+    split of each answer (None here, with a warning naming the file), and no half-written tokenizer file
+    is left in the cache for a later run to trust."""
+    from rankroute.backends.local_models import gguf_tokenizer
+
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("gguf") is None:
+        pytest.skip("transformers and gguf are not installed (pip install 'rankroute[local]')")
+    broken = tmp_path / "models" / "broken.gguf"
+    broken.parent.mkdir()
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)  # the magic, then no valid header
+    cache = tmp_path / "cache"
+    with caplog.at_level("WARNING"):
+        assert gguf_tokenizer(broken, cache_dir=cache) is None
+    assert "could not read the tokenizer of broken.gguf" in caplog.text
+    assert not list((cache / "tokenizers").iterdir())

@@ -372,6 +372,7 @@ def gguf_tokenizer(model_path: Path, cache_dir: Path | None = None) -> Any | Non
             check=False,
         )
         if result.returncode != 0 or not partial.is_file():
+            partial.unlink(missing_ok=True)
             failure = result.stderr.strip()[-300:]
             logger.warning("could not read the tokenizer of %s: %s", model_path.name, failure)
             return None
