@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from routing_data import routerbench_matrix
 
+from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.classifier import ClassifierRouter
 from rankroute.route.embeddings import TfidfEncoder
 from rankroute.route.split import split_by_prompt
@@ -42,3 +43,19 @@ def test_mlp_classifiers_are_scored_by_scikit_learn() -> None:
     quality = router.predict_quality(matrix)
     assert quality.shape == (300, len(matrix.models))
     assert ((quality >= 0) & (quality <= 1)).all()
+
+
+def test_models_always_right_or_always_wrong_get_their_base_rates() -> None:
+    """The demo's case: a model that knows every answer and one that never does leave no classifier to fit."""
+    n = 12
+    matrix = OutcomeMatrix(
+        prompt_ids=np.array([f"p{i}" for i in range(n)], dtype=object),
+        texts=[f"question {i} about topic {i % 3}" for i in range(n)],
+        datasets=np.array(["demo"] * n, dtype=object),
+        models=["knows-all", "says-a"],
+        quality=np.c_[np.ones(n), np.zeros(n)],
+        cost=np.c_[np.full(n, 0.001), np.full(n, 0.00001)],
+    )
+    router = ClassifierRouter(encoder=TfidfEncoder()).fit(matrix)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(router.predict_quality(matrix), np.c_[np.ones(n), np.zeros(n)])
+    assert list(router.route(matrix, np.inf)) == ["knows-all"] * n

@@ -369,6 +369,9 @@ class Runner:
         if not job.cancelled() and job.exception() is not None:
             self._scoring_error = self._scoring_error or job.exception()
 
+    def _item_failed(self, item: WorkItem, exc: Exception) -> None:
+        self._issue("call", exc, model=item.model, task=item.task_name, prompt_id=item.instance.prompt.prompt_id)
+
     def _score_group(self, group: list[tuple[WorkItem, Finish]]) -> None:
         """On a scoring thread: score each answer and buffer its outcome as soon as it is scored."""
         for item, finish in group:
@@ -376,13 +379,7 @@ class Runner:
             try:
                 outcome = finish()
             except (BackendError, DataError, ValueError) as exc:
-                self._issue(
-                    "call",
-                    exc,
-                    model=item.model,
-                    task=item.task_name,
-                    prompt_id=item.instance.prompt.prompt_id,
-                )
+                self._item_failed(item, exc)
             else:
                 self._record(outcome)
             if self.on_done is not None:
@@ -512,13 +509,7 @@ class Runner:
             try:
                 finish = await self._collect(backend, judge, item)
             except (BackendError, DataError, ValueError) as exc:
-                self._issue(
-                    "call",
-                    exc,
-                    model=item.model,
-                    task=item.task_name,
-                    prompt_id=item.instance.prompt.prompt_id,
-                )
+                self._item_failed(item, exc)
                 if self.on_done is not None:
                     self.on_done(item.model, None)
             else:

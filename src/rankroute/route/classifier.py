@@ -153,7 +153,8 @@ class LinearProbabilities:
         for fold, j in enumerate(owners):
             fold_mean[fold, j] = 1.0 / owners.count(j)
         return cls(
-            weights=np.array(weights, dtype=np.float64).T.reshape(-1, len(owners)),
+            # no fold at all (every model always or never right): predict answers the base rates
+            weights=np.array(weights, dtype=np.float64).T if owners else np.zeros((0, 0)),
             intercepts=np.array(intercepts, dtype=np.float64),
             slopes=np.array(slopes),
             offsets=np.array(offsets),
