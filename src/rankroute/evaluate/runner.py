@@ -370,7 +370,9 @@ class Runner:
             self._scoring_error = self._scoring_error or job.exception()
 
     def _item_failed(self, item: WorkItem, exc: Exception) -> None:
-        self._issue("call", exc, model=item.model, task=item.task_name, prompt_id=item.instance.prompt.prompt_id)
+        self._issue(
+            "call", exc, model=item.model, task=item.task_name, prompt_id=item.instance.prompt.prompt_id
+        )
 
     def _score_group(self, group: list[tuple[WorkItem, Finish]]) -> None:
         """On a scoring thread: score each answer and buffer its outcome as soon as it is scored."""
