@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from routing_data import routerbench_matrix
 
+import rankroute.route.knn as knn_module
 from rankroute.data.errors import DataError
 from rankroute.data.matrix import OutcomeMatrix
 from rankroute.route.base import NotFittedError, Router
@@ -65,6 +66,19 @@ def test_predictions_are_shaped_and_bounded(
         assert np.all(cost >= 0) and np.isfinite(cost).all(), name
         # plain texts work too (served prompts carry no ids or stored answers)
         assert router.route(list(test.texts[:5]), 1e-3).shape == (5,)
+
+
+def test_knn_scores_in_blocks_as_in_one_pass(
+    fitted: dict[str, Router], split: tuple[OutcomeMatrix, OutcomeMatrix], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large batches are scored in query blocks (bounded memory); the blocks must not change the answer."""
+    _, test = split
+    router = fitted["knn"]
+    whole = router.predict_quality(test)
+    # 7 queries a block; 450 test prompts leave a ragged last block
+    monkeypatch.setattr(knn_module, "SIMILARITY_BLOCK", 7 * N_TRAIN + 5)
+    blocked = router.predict_quality(test)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_cost_prediction_tracks_prompt_length(

@@ -9,6 +9,8 @@ from rankroute.route.base import Prompts
 from rankroute.route.embeddings import PromptEncoder
 from rankroute.route.features import LearnedRouter, finite_quality
 
+SIMILARITY_BLOCK = 4_000_000  # cells of one query block's similarity matrix (16 MB as float32)
+
 
 class KNNRouter(LearnedRouter):
     """Cosine k-NN on question embeddings (+ detected task), as in RouterBench's kNN router.
@@ -53,16 +55,27 @@ class KNNRouter(LearnedRouter):
     def predict_quality(self, prompts: Prompts) -> np.ndarray:
         features, task_proba = self.features(prompts)
         queries = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        if len(queries) <= 8:  # a single decision: einsum skips BLAS thread start-up, much faster here
-            similarity = np.einsum("qd,nd->qn", queries, self.train_features_)
-        else:
-            similarity = queries @ self.train_features_.T
-        k = min(self.n_neighbors, similarity.shape[1])
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        sims = np.take_along_axis(similarity, nearest, axis=1)
-        weights = np.clip(sims, 1e-6, None) if self.weighted else np.ones_like(sims)
-        cell_weights = weights[:, :, None] * self.train_known_[nearest]
-        summed = (cell_weights * self.train_quality_[nearest]).sum(axis=1)
+        queries = queries.astype(np.float32)
+        # Queries go in blocks so the similarity matrix (and argpartition's index array of the same
+        # shape) stays near SIMILARITY_BLOCK cells however many prompts are scored at once.
+        rows = max(1, SIMILARITY_BLOCK // max(1, len(self.train_features_)))
+        single = len(queries) <= 8  # a single decision: einsum skips BLAS thread start-up, much faster here
+        summed_parts, weight_parts, mean_weight_parts = [], [], []
+        for start in range(0, len(queries), rows):
+            block = queries[start : start + rows]
+            if single:
+                similarity = np.einsum("qd,nd->qn", block, self.train_features_)
+            else:
+                similarity = block @ self.train_features_.T
+            k = min(self.n_neighbors, similarity.shape[1])
+            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+            sims = np.take_along_axis(similarity, nearest, axis=1)
+            weights = np.clip(sims, 1e-6, None) if self.weighted else np.ones_like(sims)
+            cell_weights = weights[:, :, None] * self.train_known_[nearest]
+            summed_parts.append((cell_weights * self.train_quality_[nearest]).sum(axis=1))
+            weight_parts.append(cell_weights.sum(axis=1))
+            mean_weight_parts.append(weights.mean(axis=1, keepdims=True))
+        summed, cell_total = np.concatenate(summed_parts), np.concatenate(weight_parts)
         prior = task_proba @ self.task_means_
-        shrink = self.prior_weight * weights.mean(axis=1, keepdims=True)
-        return np.asarray((summed + shrink * prior) / (cell_weights.sum(axis=1) + shrink))
+        shrink = self.prior_weight * np.concatenate(mean_weight_parts)
+        return np.asarray((summed + shrink * prior) / (cell_total + shrink))
