@@ -1,0 +1,52 @@
+"""The top-level command lists its sub-commands without importing what they need (pandas, DuckDB, ...)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rankroute.cli import SUBCOMMANDS, load_subcommand
+
+HEAVY = ("pandas", "duckdb", "numpy", "sklearn", "httpx", "rankroute.data.store")
+
+PROBE = """
+import sys
+sys.argv = ["rankroute", *sys.argv[1:]]
+from rankroute.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+heavy = [name for name in {heavy!r} if name in sys.modules]
+print("HEAVY", ",".join(heavy))
+"""
+
+
+def loaded_heavy_modules(*args: str) -> tuple[list[str], str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    marker = done.stdout.rsplit("HEAVY ", 1)[1].strip()
+    return [name for name in marker.split(",") if name], done.stdout
+
+
+def test_top_level_help_imports_no_subcommand() -> None:
+    heavy, shown = loaded_heavy_modules("--help")
+    assert heavy == []
+    for name, (_, _, summary) in SUBCOMMANDS.items():
+        assert name in shown and summary.split()[0] in shown
+
+
+def test_a_subcommand_loads_its_own_module_when_it_runs() -> None:
+    heavy, shown = loaded_heavy_modules("route", "--help")
+    assert "numpy" in heavy  # the route commands' module was imported to parse their arguments
+    assert "eval" in shown and "predict" in shown
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_listed_subcommand_resolves(name: str) -> None:
+    command = load_subcommand(name)
+    assert command.params or getattr(command, "commands", None), name
