@@ -3,9 +3,11 @@
 Pandas' own read (`pd.read_pickle` / `pd.read_parquet`, what RouterBench and RouteLLM users do by hand) is
 the floor: rankroute adds validation, the long layout, token counting (tiktoken cl100k_base) and pricing
 where the source has no cost, and one DuckDB transaction for the store. Also checks RouterBench's oracle
-label against the cheapest correct model recomputed from the imported outcomes.
+label against the cheapest correct model recomputed from the imported outcomes. With `--postgres URL`
+(a server you run; each source goes to a fresh database created beside the URL's and dropped after) the
+same imports into a PostgreSQL store are timed too, and a read of all outcomes back from each engine.
 
-    python -m benchmarks.data_import [--skip-alpacaeval]
+    python -m benchmarks.data_import [--skip-alpacaeval] [--postgres postgresql://me@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import argparse
 import json
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,29 @@ def wide_pickle(folder: Path, target: Path) -> Path:
     return target
 
 
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new database on the server for one import, dropped afterwards."""
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def import_and_read(location: str, path: Path) -> tuple[float, float]:
+    """Seconds to import `path` into a fresh store at `location`, then to read all its outcomes back."""
+    with OutcomeStore(location) as store:
+        import_s, _ = timed(lambda: import_path(store, path))
+        read_s, _ = timed(store.read_outcomes)
+    return import_s, read_s
+
+
 def oracle_agreement(folder: Path) -> tuple[int, int]:
     data = load_outcomes(folder)
     correct = data.outcomes[data.outcomes["quality"] == 1.0].sort_values(["prompt_id", "cost_usd"])
@@ -82,6 +109,7 @@ def oracle_agreement(folder: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-alpacaeval", action="store_true", help="leave out the 46k-output folder")
+    parser.add_argument("--postgres", help="also import into PostgreSQL (server URL; needs [postgres])")
     args = parser.parse_args()
     console = Console(width=120)
     load_outcomes(ROUTING / "routellm-gpt4-mixtral")  # warm: tokenizer file parsed once per process
@@ -92,7 +120,9 @@ def main() -> None:
         "pandas read (peer)",
         "rankroute load",
         "load CPU",
-        "import into store",
+        "import into DuckDB",
+        "read back",
+        *(["import into PostgreSQL", "read back "] if args.postgres else []),
         "x peer",
     ):
         table.add_column(column, justify="left" if column == "source" else "right")
@@ -107,8 +137,11 @@ def main() -> None:
         for number, (name, path) in enumerate(sources):
             peer_s, _ = timed(lambda p=path: len(pd.read_pickle(p)) if p.suffix == ".pkl" else pandas_read(p))
             load_s, load_cpu_s, data = cpu_timed(lambda p=path: load_outcomes(p))
-            with OutcomeStore(Path(scratch) / f"store{number}.duckdb") as store:
-                import_s, _ = timed(lambda p=path, s=store: import_path(s, p))
+            import_s, read_s = import_and_read(str(Path(scratch) / f"store{number}.duckdb"), path)
+            postgres: list[str] = []
+            if args.postgres:
+                with scratch_database(args.postgres) as url:
+                    postgres = [f"{seconds:.2f}" for seconds in import_and_read(url, path)]
             table.add_row(
                 name,
                 f"{len(data.outcomes):,}",
@@ -116,6 +149,8 @@ def main() -> None:
                 f"{load_s:.2f}",
                 f"{load_cpu_s:.2f}",
                 f"{import_s:.2f}",
+                f"{read_s:.2f}",
+                *postgres,
                 f"{load_s / peer_s:.0f}",
             )
     console.print(table)

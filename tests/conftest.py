@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from postgres_server import running_postgres
 from rankroute.data import OutcomeStore
 from shared_data import SHARED_DATA, shared_path
 
@@ -17,3 +18,10 @@ __all__ = ["SHARED_DATA", "shared_path"]
 def store(tmp_path: Path) -> Iterator[OutcomeStore]:
     with OutcomeStore(tmp_path / "store.duckdb") as db:
         yield db
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """One real PostgreSQL server for the whole session (skips where none can be started)."""
+    with running_postgres() as url:
+        yield url

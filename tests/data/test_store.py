@@ -1,11 +1,33 @@
+"""The store's contract on both engines: an embedded DuckDB file and a real PostgreSQL server."""
+
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
+from postgres_server import fresh_database
 from rankroute.data import DataError, Outcome, OutcomeStore, Prompt
 from rankroute.data.store import SCHEMA_VERSION
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a fresh store lives: a DuckDB file, or a new database on the session's PostgreSQL server."""
+    if request.param == "duckdb":
+        yield str(tmp_path / "store.duckdb")
+    else:
+        with fresh_database(request.getfixturevalue("postgres_dsn")) as url:
+            yield url
+
+
+@pytest.fixture
+def store(location: str) -> Iterator[OutcomeStore]:
+    with OutcomeStore(location) as db:
+        yield db
 
 
 def _prompts(n: int) -> list[Prompt]:
@@ -76,10 +98,12 @@ def test_schema_version_recorded_and_newer_refused(tmp_path) -> None:  # type: i
         OutcomeStore(path)
 
 
-def test_store_survives_reopen(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = tmp_path / "s.duckdb"
-    with OutcomeStore(path) as db:
+def test_store_survives_reopen(location: str) -> None:
+    with OutcomeStore(location) as db:
         db.write_prompts(_prompts(2))
         db.write_outcomes(_outcomes(2))
-    with OutcomeStore(path, read_only=True) as db:
+    with OutcomeStore(location, read_only=True) as db:
         assert db.counts()["outcomes"] == 2
+        with pytest.raises(DataError, match="open read-only"):
+            db.write_prompts(_prompts(3))
+        assert db.counts()["prompts"] == 2

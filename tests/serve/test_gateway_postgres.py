@@ -4,13 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,48 +21,6 @@ from rankroute.serve.storage import GatewayStore
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 CHAT = {"model": "small", "messages": [{"role": "user", "content": "x"}]}
-
-
-def _as_postgres_user(args: list[str]) -> list[str]:
-    """initdb refuses to run as root: run the server as `nobody` then."""
-    return ["runuser", "-u", "nobody", "--", *args] if os.geteuid() == 0 else args
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
-    pytest.importorskip("psycopg", reason="needs the [postgres] extra: pip install 'rankroute[postgres]'")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as a non-root user")
-    # pytest's tmp dirs are private to root; the server's user needs a directory it can reach
-    base = Path(tempfile.mkdtemp(prefix="rankroute-pg-"))
-    os.chmod(base, 0o777)
-    data = base / "data"
-    user = "nobody" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
-    init = subprocess.run(
-        _as_postgres_user([initdb, "-D", str(data), "--auth=trust", "-U", user]),
-        capture_output=True,
-        text=True,
-    )
-    if init.returncode != 0:
-        pytest.skip(f"initdb failed here: {init.stderr.strip()[:200]}")
-    port = free_port()
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1"
-    started = subprocess.run(
-        _as_postgres_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]),
-        capture_output=True,
-        text=True,
-    )
-    if started.returncode != 0:
-        pytest.skip(f"pg_ctl start failed: {(Path(base) / 'log').read_text()[-300:]}")
-    try:
-        yield f"postgresql://{user}@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "stop"]), capture_output=True
-        )
 
 
 def test_keys_and_spend_persist_in_postgres(postgres_dsn: str) -> None:

@@ -15,7 +15,7 @@ data_app = typer.Typer(help="Import, inspect and export outcome data.", no_args_
 console = Console()
 
 StoreOption = typer.Option(
-    None, "--store", help="DuckDB store path (default: $RANKROUTE_STORE or ~/.rankroute)"
+    None, "--store", help="DuckDB file or postgresql:// URL (default: $RANKROUTE_STORE or ~/.rankroute)"
 )
 
 
@@ -29,12 +29,12 @@ def import_data(
     annotator: str | None = typer.Option(
         None, "--annotator", help="AlpacaEval judge (default: weighted_alpaca_eval_gpt4_turbo)"
     ),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Import outcomes into the store in one transaction: all of it, or nothing when anything is wrong."""
     with OutcomeStore(store) as db, console.status(f"importing {path} ..."):
         report = import_path(db, path, format=format, price_table=price_table, annotator=annotator)
-    table = Table(title=f"imported ({report.format})", caption=f"from {report.source}\ninto {db.path}")
+    table = Table(title=f"imported ({report.format})", caption=f"from {report.source}\ninto {db.location}")
     table.add_column("table")
     table.add_column("inserted", justify="right")
     table.add_column("already stored", justify="right")
@@ -50,10 +50,10 @@ def import_data(
 
 
 @data_app.command("info")
-def info(store: Path | None = StoreOption) -> None:
+def info(store: str | None = StoreOption) -> None:
     """Show what the store holds."""
     with OutcomeStore(store) as db:
-        table = Table(title=f"store {db.path}")
+        table = Table(title=f"store {db.location}")
         table.add_column("table")
         table.add_column("rows", justify="right")
         for name, count in db.counts().items():
@@ -64,7 +64,7 @@ def info(store: Path | None = StoreOption) -> None:
 @data_app.command("export")
 def export(
     directory: Path = typer.Argument(..., help="folder to write prompts/outcomes/models/battles.parquet"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Write the store as Parquet in rankroute's long format (`rankroute data import DIR` reads it back)."""
     with OutcomeStore(store, read_only=True) as db:

@@ -21,7 +21,9 @@ def eval_command(
     seed: int = typer.Option(None, "--seed", help="seed of the prompt sample"),
     stratify: str = typer.Option(None, "--stratify", help="prompt field to stratify the sample on"),
     executor: str = typer.Option(None, "--executor", help="local | ray"),
-    store: Path = typer.Option(None, "--store", help="outcome store path (overrides the config)"),
+    store: str | None = typer.Option(
+        None, "--store", help="outcome store: DuckDB path or postgresql:// URL (overrides the config)"
+    ),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="requests in flight per model"),
 ) -> None:
     """Run every model in the config on every task; outcomes are stored as they complete."""
@@ -44,7 +46,7 @@ def eval_command(
         console.print(summary_table(summarize(db, report.config_keys), title=f"run {report.run_id}"))
     console.print(
         f"{report.completed} new outcomes, {report.already_stored} already stored (skipped), "
-        f"{report.failed} failed, in {report.elapsed_s:.1f} s; store: {db.path}"
+        f"{report.failed} failed, in {report.elapsed_s:.1f} s; store: {db.location}"
     )
     if report.issues:
         console.print(f"[yellow]{len(report.issues)} problem(s); first {min(len(report.issues), 5)}:[/]")

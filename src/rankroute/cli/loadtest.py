@@ -120,13 +120,13 @@ def _summary_table(title: str, rows: list[LoadSummary], labels: list[str], knee:
     return table
 
 
-def _record(result: Any, out: Path, store: Path | None, no_store: bool) -> None:
+def _record(result: Any, out: Path, store: str | None, no_store: bool) -> None:
     if no_store:
         path = write_results(result, out)
     else:
         with OutcomeStore(store) as db:
             path = write_results(result, out, store=db)
-        console.print(f"recorded in store {db.path}", highlight=False)
+        console.print(f"recorded in store {db.location}", highlight=False)
     console.print(f"results: {path}", highlight=False)
 
 
@@ -153,7 +153,7 @@ def run_command(
     ignore_eos: bool = _IGNORE_EOS,
     timeout: float = _TIMEOUT,
     out: Path = _OUT,
-    store: Path | None = _STORE,
+    store: str | None = _STORE,
     no_store: bool = _NO_STORE,
 ) -> None:
     """One load level: closed loop at --concurrency users, or open loop at --rate requests/s."""
@@ -238,7 +238,7 @@ def sweep_command(
     ignore_eos: bool = _IGNORE_EOS,
     timeout: float = _TIMEOUT,
     out: Path = _OUT,
-    store: Path | None = _STORE,
+    store: str | None = _STORE,
     no_store: bool = _NO_STORE,
 ) -> None:
     """Closed loop at 1, 2, 4, ... users until throughput saturates; reports the knee."""
@@ -311,7 +311,7 @@ def rate_sweep_command(
     ignore_eos: bool = _IGNORE_EOS,
     timeout: float = _TIMEOUT,
     out: Path = _OUT,
-    store: Path | None = _STORE,
+    store: str | None = _STORE,
     no_store: bool = _NO_STORE,
 ) -> None:
     """Open loop (Poisson arrivals) at rising rates until goodput under the SLO falls off; reports the
@@ -367,7 +367,7 @@ def rate_sweep_command(
 
 
 def report_command(
-    store: Path | None = typer.Option(None, "--store", help="outcome store (default: the user store)"),
+    store: str | None = typer.Option(None, "--store", help="outcome store (default: the user store)"),
     out: Path = typer.Option(Path("report.html"), "--out", help="the HTML file to write"),
     route_eval: list[Path] = typer.Option(
         [], "--route-eval", help="`rankroute route eval --out` folder or --json file (repeatable)"

@@ -43,7 +43,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 StoreOption = typer.Option(
-    None, "--store", help="DuckDB store path (default: $RANKROUTE_STORE or ~/.rankroute)"
+    None, "--store", help="DuckDB file or postgresql:// URL (default: $RANKROUTE_STORE or ~/.rankroute)"
 )
 
 
@@ -133,7 +133,7 @@ def _parse_anchor(anchor: str | None) -> tuple[str, float] | None:
 
 @rank_app.command("leaderboard")
 def leaderboard(
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     task: list[str] | None = typer.Option(None, "--task", help="limit to these tasks (prompt datasets)"),
     metric: str | None = typer.Option(None, "--metric", help="use only outcomes of this metric"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="prompt-resampling rounds for CIs"),
@@ -196,7 +196,7 @@ def leaderboard(
 
 @rank_app.command("pareto")
 def pareto(
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     task: str = typer.Option(..., "--task", help="the task whose quality is traded off"),
     against: str = typer.Option("usd_per_1k", "--against", help="usd_per_1k or latency_p95_ms"),
     plot: Path | None = typer.Option(None, "--plot", help="PNG scatter with the front drawn"),
@@ -223,7 +223,7 @@ def pairwise(
     battles: Path | None = typer.Option(
         None, "--battles", help="battles (CSV/JSONL/Parquet: model_a, model_b, winner) or Arena pair counts"
     ),
-    store: Path | None = typer.Option(None, "--store", help="read battles from this store instead of a file"),
+    store: str | None = typer.Option(None, "--store", help="read battles from this store instead of a file"),
     judge: str | None = typer.Option(None, "--judge", help="with --store: only this judge's battles"),
     from_outcomes: bool = typer.Option(
         False, "--from-outcomes", help="with --store: battles from per-prompt outcomes (higher quality wins)"
@@ -330,7 +330,7 @@ def _style_controlled(battles: Path | None, model: BradleyTerry) -> Ratings:
 @rank_app.command("import-battles")
 def import_battles(
     path: Path = typer.Argument(..., help="battles file (CSV/JSONL/Parquet: model_a, model_b, winner)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     judge: str | None = typer.Option(None, "--judge", help="label these battles with a judge name"),
 ) -> None:
     """Write a battles file into the store (one transaction; nothing written on any bad row)."""
@@ -351,7 +351,7 @@ def import_battles(
         battles = battles.assign(judge=judge)
     with OutcomeStore(store) as db:
         written = db.write_battles(battles, str(path))
-    console.print(f"wrote {written:,} battle rows ({int(battles['count'].sum()):,} battles) to {db.path}")
+    console.print(f"wrote {written:,} battle rows ({int(battles['count'].sum()):,} battles) to {db.location}")
 
 
 @rank_app.command("judge")
@@ -377,7 +377,7 @@ def judge_win_rates(
 
 
 def advise_command(
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     task: str | None = typer.Option(None, "--task", help="rank on this task (default: all tasks)"),
     min_quality: float | None = typer.Option(None, "--min-quality", help="minimum mean quality on --task"),
     max_usd_per_1k: float | None = typer.Option(None, "--max-usd-per-1k", help="USD per 1,000 requests"),

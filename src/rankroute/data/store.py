@@ -1,21 +1,26 @@
-"""The outcome store: one embedded DuckDB file holding prompts, model cards, outcomes, battles and runs.
+"""The outcome store: prompts, model cards, outcomes, battles and runs, in one database.
 
-Every write is one transaction: a batch lands whole or not at all, so a crash never leaves half of it,
-and re-writing an identical record is a no-op (which is what makes evaluation runs resumable).
+An embedded DuckDB file by default; a PostgreSQL database (`postgresql://...`) when several machines or
+people share one store. Every write is one transaction: a batch lands whole or not at all, so a crash
+never leaves half of it, and re-writing an identical record is a no-op (which is what makes evaluation
+runs resumable). Both engines run the same SQL; `_DuckDB` and `_Postgres` differ only in how a batch is
+staged, how results become DataFrames, and how tables are exported.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from rankroute.data.errors import DataError
@@ -30,6 +35,9 @@ from rankroute.data.frames import (
     prompts_frame,
 )
 from rankroute.data.records import Battle, ModelCard, Outcome, Prompt, utc_now
+
+if TYPE_CHECKING:
+    import psycopg
 
 SCHEMA_VERSION = 1
 
@@ -65,14 +73,172 @@ CREATE TABLE IF NOT EXISTS runs (
 MODEL_COLUMNS = list(ModelCard.model_fields)
 
 
-def _first(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...] | None:
-    """First row of a query, fully consumed (an unfinished result would block ROLLBACK)."""
-    rows = con.execute(sql).fetchall()
-    return tuple(rows[0]) if rows else None
+POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+# PostgreSQL spellings of the two DuckDB types the schema uses that PostgreSQL names differently
+_POSTGRES_TYPES = ((re.compile(r"\bDOUBLE\b"), "DOUBLE PRECISION"), (re.compile(r"VARCHAR\[\]"), "TEXT[]"))
+_SCHEMA_LOCK = 727_020_001  # pg_advisory_xact_lock key: stores opened at once create the schema in turn
+
+
+def is_postgres_url(location: str | os.PathLike[str]) -> bool:
+    return bool(POSTGRES_URL.match(str(location)))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and titles."""
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+class _DuckDB:
+    """An embedded DuckDB file (or ':memory:')."""
+
+    def __init__(self, path: Path, read_only: bool) -> None:
+        if str(path) != ":memory:":
+            if read_only and not path.exists():
+                raise DataError(f"no store at {path}", hint="import data first: rankroute data import")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise DataError(
+                f"cannot open store {path}: {exc}",
+                hint="another process may hold it open for writing; stop it or use another --store path",
+            ) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows, fully consumed (an unfinished result would block ROLLBACK); INSERT gives its count."""
+        return [tuple(row) for row in self.con.execute(sql, list(params)).fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return self.con.execute(sql, list(params)).df()
+
+    @contextmanager
+    def staged(self, name: str, frame: pd.DataFrame, table: str) -> Iterator[None]:
+        """`frame` readable as table `name` inside the current transaction."""
+        self.con.register(name, frame)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    def export(self, table: str, target: Path) -> None:
+        self.con.execute(f"COPY (SELECT * FROM {table}) TO '{target.as_posix()}' (FORMAT PARQUET)")
+
+    def create_schema(self) -> None:
+        self.con.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+# PostgreSQL type OIDs -> how DuckDB's .df() would type that column, so readers see one shape
+_PG_INTEGER = {20, 21, 23}
+_PG_FLOAT = {700, 701, 1700}
+_PG_TIMESTAMPTZ, _PG_DATE, _PG_BOOL, _PG_TEXT = 1184, 1082, 16, {25, 1043}
+
+
+class _Postgres:
+    """A PostgreSQL database: the store many machines or people share (needs the [postgres] extra)."""
+
+    def __init__(self, url: str, read_only: bool) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise DataError(
+                "a postgresql:// store needs psycopg", hint="pip install 'rankroute[postgres]'"
+            ) from exc
+        try:
+            self.con: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise DataError(
+                f"cannot open store {redact(url)}: {str(exc).strip().splitlines()[0]}",
+                hint="check the server is up and the URL's user, host, port and database",
+            ) from exc
+        if read_only:
+            self.con.execute("SET default_transaction_read_only = on")
+
+    @staticmethod
+    def _sql(sql: str, params: Sequence[Any]) -> str:
+        return sql.replace("%", "%%").replace("?", "%s") if params else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows; a statement without rows gives [(rowcount,)], as DuckDB gives INSERT's count."""
+        import psycopg
+
+        try:
+            cursor = self.con.execute(self._sql(sql, params), list(params) or None)
+        except psycopg.errors.UniqueViolation as exc:  # a concurrent writer committed the same key first
+            detail = exc.diag.message_detail or str(exc)
+            raise DataError(
+                f"another writer stored the same record while this batch was being written ({detail})",
+                hint="write the batch again: identical records are then skipped, different ones refused",
+            ) from exc
+        if cursor.description is None:
+            return [(cursor.rowcount,)] if cursor.rowcount >= 0 else []
+        return [tuple(row) for row in cursor.fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cursor = self.con.execute(self._sql(sql, params), list(params) or None)
+        assert cursor.description is not None
+        rows = cursor.fetchall()
+        columns: dict[str, Any] = {}
+        for i, column in enumerate(cursor.description):
+            values = [row[i] for row in rows]
+            columns[column.name] = _duckdb_like(values, column.type_code)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
+
+    @contextmanager
+    def staged(self, name: str, frame: pd.DataFrame, table: str) -> Iterator[None]:
+        """`frame` copied into a temporary table `name` typed as `table`'s columns, dropped afterwards."""
+        columns = ", ".join(frame.columns)
+        self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT {columns} FROM {table} WITH NO DATA")
+        try:
+            cells = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns]
+            with self.con.cursor().copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                for row in zip(*cells, strict=True):
+                    copy.write_row(row)
+            yield
+        finally:
+            from psycopg.pq import TransactionStatus
+
+            # after an error the transaction is aborted: its ROLLBACK removes the table instead
+            if self.con.info.transaction_status != TransactionStatus.INERROR:
+                self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def export(self, table: str, target: Path) -> None:
+        self.frame(f"SELECT * FROM {table}").to_parquet(target, index=False)
+
+    def create_schema(self) -> None:
+        ddl = _SCHEMA
+        for pattern, replacement in _POSTGRES_TYPES:
+            ddl = pattern.sub(replacement, ddl)
+        with self.con.transaction():
+            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK])
+            self.con.execute(ddl)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _duckdb_like(values: list[Any], type_code: int) -> Any:
+    """One result column typed as DuckDB's .df() types it (nullable ints, UTC timestamps, str)."""
+    if type_code in _PG_INTEGER:
+        return pd.array(values, dtype="Int64") if None in values else np.array(values, dtype=np.int64)
+    if type_code in _PG_FLOAT:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    if type_code == _PG_TIMESTAMPTZ:
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype("datetime64[us, UTC]")
+    if type_code == _PG_DATE:
+        return pd.to_datetime(pd.Series(values, dtype=object)).astype("datetime64[us]")
+    if type_code == _PG_BOOL:
+        return pd.array(values, dtype="boolean") if None in values else np.array(values, dtype=bool)
+    if type_code in _PG_TEXT and any(v is not None for v in values):  # DuckDB: all-NULL text is object
+        return pd.Series(values, dtype="str")
+    return pd.Series(values, dtype=object)
 
 
 def default_store_path() -> Path:
-    """`$RANKROUTE_STORE`, else `$RANKROUTE_HOME/rankroute.duckdb`, else `~/.rankroute/rankroute.duckdb`."""
+    """`$RANKROUTE_STORE` (a path; a postgresql:// URL there is read by OutcomeStore itself), else
+    `$RANKROUTE_HOME/rankroute.duckdb`, else `~/.rankroute/rankroute.duckdb`."""
     explicit = os.environ.get("RANKROUTE_STORE")
     if explicit:
         return Path(explicit)
@@ -89,34 +255,35 @@ class WriteReport:
 
 
 class OutcomeStore:
-    """Embedded DuckDB store. Use as a context manager, or call close().
+    """The outcome store. Use as a context manager, or call close().
 
-    One process may hold the file open for writing at a time (DuckDB's rule); methods are thread-safe
-    within that process.
+    `location`: a DuckDB file path (default: `default_store_path()`), ':memory:', or a PostgreSQL URL
+    (`postgresql://user@host:5432/db`). A DuckDB file may be open for writing by one process at a time
+    (DuckDB's rule); PostgreSQL takes writers from many machines. Methods are thread-safe in a process.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
-        if str(self.path) != ":memory:":
-            if read_only and not self.path.exists():
-                raise DataError(f"no store at {self.path}", hint="import data first: rankroute data import")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise DataError(
-                f"cannot open store {self.path}: {exc}",
-                hint="another process may hold it open for writing; stop it or use another --store path",
-            ) from exc
+    def __init__(self, location: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
+        self._engine: _DuckDB | _Postgres
+        if location is None:
+            location = os.environ.get("RANKROUTE_STORE") or default_store_path()
+        if is_postgres_url(location):
+            self.path: Path | None = None
+            self.location = redact(str(location))
+            self._engine = _Postgres(str(location), read_only)
+        else:
+            self.path = Path(location)
+            self.location = str(self.path)
+            self._engine = _DuckDB(self.path, read_only)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._depth = 0
         if not read_only:
-            self._con.execute(_SCHEMA)
+            self._engine.create_schema()
         self._check_schema(read_only)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        self._con.close()
+        self._engine.close()
 
     def __enter__(self) -> OutcomeStore:
         return self
@@ -125,67 +292,77 @@ class OutcomeStore:
         self.close()
 
     def _check_schema(self, read_only: bool) -> None:
-        rows = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        if (
+            isinstance(self._engine, _Postgres)
+            and not self._engine.execute("SELECT to_regclass('meta') IS NOT NULL")[0][0]
+        ):
+            raise DataError(f"no store at {self.location}", hint="import data first: rankroute data import")
+        rows = self._engine.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = rows[0] if rows else None
         if row is None:
             if read_only:
-                raise DataError(f"store {self.path} has no schema version")
-            self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                raise DataError(f"store {self.location} has no schema version")
+            self._engine.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING", [str(SCHEMA_VERSION)]
+            )
             return
         found = int(row[0])
         if found > SCHEMA_VERSION:
             raise DataError(
-                f"store {self.path} has schema version {found}, newer than this rankroute ({SCHEMA_VERSION})",
+                f"store {self.location} has schema version {found}, newer than this rankroute "
+                f"({SCHEMA_VERSION})",
                 hint="upgrade rankroute",
             )
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all; nested use joins the outer transaction."""
+        if self.read_only:
+            raise DataError(
+                f"store {self.location} is open read-only", hint="open it without read_only to write"
+            )
         with self._lock:
             outer = self._depth == 0
             if outer:
-                self._con.execute("BEGIN TRANSACTION")
+                self._engine.execute("BEGIN TRANSACTION")
             self._depth += 1
             try:
-                yield self._con
+                yield
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._con.execute("ROLLBACK")
+                    self._engine.execute("ROLLBACK")
                 raise
             self._depth -= 1
             if outer:
-                self._con.execute("COMMIT")
+                self._engine.execute("COMMIT")
 
     # -- writes ----------------------------------------------------------------------------------
+    def _first(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self._engine.execute(sql, params)
+        return rows[0] if rows else None
+
     def write_prompts(
         self, prompts: Iterable[Prompt] | pd.DataFrame, source: str | None = None
     ) -> WriteReport:
         frame = prompts_frame(prompts, source)
-        with self.transaction() as con:
-            con.register("incoming_prompts", frame)
-            try:
-                clash = _first(
-                    con,
-                    "SELECT i.prompt_id FROM incoming_prompts i JOIN prompts p USING (prompt_id) "
-                    "WHERE p.text IS DISTINCT FROM i.text LIMIT 1",
+        with self.transaction(), self._engine.staged("incoming_prompts", frame, "prompts"):
+            clash = self._first(
+                "SELECT i.prompt_id FROM incoming_prompts i JOIN prompts p USING (prompt_id) "
+                "WHERE p.text IS DISTINCT FROM i.text LIMIT 1",
+            )
+            if clash:
+                raise DataError(
+                    f"prompt {clash[0]!r} is already stored with different text",
+                    source=source,
+                    column="prompt_id",
+                    hint="use a new prompt_id for a changed prompt",
                 )
-                if clash:
-                    raise DataError(
-                        f"prompt {clash[0]!r} is already stored with different text",
-                        source=source,
-                        column="prompt_id",
-                        hint="use a new prompt_id for a changed prompt",
-                    )
-                columns = ", ".join(PROMPT_COLUMNS)
-                inserted = _first(
-                    con,
-                    f"INSERT INTO prompts ({columns}) SELECT {columns} FROM incoming_prompts i "
-                    "WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.prompt_id = i.prompt_id)",
-                )
-            finally:
-                con.unregister("incoming_prompts")
+            columns = ", ".join(PROMPT_COLUMNS)
+            inserted = self._first(
+                f"INSERT INTO prompts ({columns}) SELECT {columns} FROM incoming_prompts i "
+                "WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.prompt_id = i.prompt_id)",
+            )
         n = int(inserted[0]) if inserted else 0
         return WriteReport(inserted=n, skipped=len(frame) - n)
 
@@ -195,13 +372,10 @@ class OutcomeStore:
         if not rows:
             return 0
         frame = pd.DataFrame(rows, columns=MODEL_COLUMNS)
-        with self.transaction() as con:
-            con.register("incoming_models", frame)
-            try:
-                con.execute("DELETE FROM models WHERE name IN (SELECT name FROM incoming_models)")
-                con.execute(f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) SELECT * FROM incoming_models")
-            finally:
-                con.unregister("incoming_models")
+        columns = ", ".join(MODEL_COLUMNS)
+        with self.transaction(), self._engine.staged("incoming_models", frame, "models"):
+            self._engine.execute("DELETE FROM models WHERE name IN (SELECT name FROM incoming_models)")
+            self._engine.execute(f"INSERT INTO models ({columns}) SELECT {columns} FROM incoming_models")
         return len(rows)
 
     def write_outcomes(
@@ -216,57 +390,46 @@ class OutcomeStore:
         key = " AND ".join(f"o.{c} = i.{c}" for c in OUTCOME_KEY)
         differs = " OR ".join(f"o.{c} IS DISTINCT FROM i.{c}" for c in OUTCOME_VALUE_COLUMNS)
         columns = ", ".join(OUTCOME_COLUMNS)
-        with self.transaction() as con:
-            con.register("incoming_outcomes", frame)
-            try:
-                orphan = _first(
-                    con,
-                    "SELECT i.prompt_id FROM incoming_outcomes i "
-                    "WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.prompt_id = i.prompt_id) LIMIT 1",
+        with self.transaction(), self._engine.staged("incoming_outcomes", frame, "outcomes"):
+            orphan = self._first(
+                "SELECT i.prompt_id FROM incoming_outcomes i "
+                "WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.prompt_id = i.prompt_id) LIMIT 1",
+            )
+            if orphan:
+                raise DataError(
+                    f"outcome refers to prompt {orphan[0]!r}, which the store does not hold",
+                    source=source,
+                    column="prompt_id",
+                    hint="write the prompts before their outcomes",
                 )
-                if orphan:
-                    raise DataError(
-                        f"outcome refers to prompt {orphan[0]!r}, which the store does not hold",
-                        source=source,
-                        column="prompt_id",
-                        hint="write the prompts before their outcomes",
-                    )
-                clash = _first(
-                    con,
-                    f"SELECT i.prompt_id, i.model, o.quality, i.quality FROM incoming_outcomes i "
-                    f"JOIN outcomes o ON {key} WHERE {differs} LIMIT 1",
+            clash = self._first(
+                f"SELECT i.prompt_id, i.model, o.quality, i.quality FROM incoming_outcomes i "
+                f"JOIN outcomes o ON {key} WHERE {differs} LIMIT 1",
+            )
+            if clash:
+                raise DataError(
+                    f"outcome for prompt {clash[0]!r} x model {clash[1]!r} is already stored with "
+                    f"different values (stored quality {clash[2]}, new {clash[3]})",
+                    source=source,
+                    hint="outcomes are immutable; record a re-run under another config_key",
                 )
-                if clash:
-                    raise DataError(
-                        f"outcome for prompt {clash[0]!r} x model {clash[1]!r} is already stored with "
-                        f"different values (stored quality {clash[2]}, new {clash[3]})",
-                        source=source,
-                        hint="outcomes are immutable; record a re-run under another config_key",
-                    )
-                inserted = _first(
-                    con,
-                    f"INSERT INTO outcomes ({columns}) SELECT {columns} FROM incoming_outcomes i "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM outcomes o WHERE {key})",
-                )
-            finally:
-                con.unregister("incoming_outcomes")
+            inserted = self._first(
+                f"INSERT INTO outcomes ({columns}) SELECT {columns} FROM incoming_outcomes i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM outcomes o WHERE {key})",
+            )
         n = int(inserted[0]) if inserted else 0
         return WriteReport(inserted=n, skipped=len(frame) - n)
 
     def write_battles(self, battles: Iterable[Battle] | pd.DataFrame, source: str | None = None) -> int:
         frame = battles_frame(battles, source)
         columns = ", ".join(BATTLE_COLUMNS)
-        with self.transaction() as con:
-            con.register("incoming_battles", frame)
-            try:
-                con.execute(f"INSERT INTO battles ({columns}) SELECT {columns} FROM incoming_battles")
-            finally:
-                con.unregister("incoming_battles")
+        with self.transaction(), self._engine.staged("incoming_battles", frame, "battles"):
+            self._engine.execute(f"INSERT INTO battles ({columns}) SELECT {columns} FROM incoming_battles")
         return len(frame)
 
     def record_run(self, run_id: str, kind: str, config: dict[str, Any] | None = None) -> None:
-        with self.transaction() as con:
-            con.execute(
+        with self.transaction():
+            self._engine.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [run_id, kind, utc_now(), json.dumps(config or {}, sort_keys=True, default=str)],
             )
@@ -274,7 +437,7 @@ class OutcomeStore:
     # -- reads -----------------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self._lock:
-            return self._con.execute(sql, list(params)).df()
+            return self._engine.frame(sql, params)
 
     def read_prompts(
         self, *, datasets: Sequence[str] | None = None, split: str | None = None
@@ -335,6 +498,10 @@ class OutcomeStore:
             return self._query("SELECT * FROM battles ORDER BY battle_id")
         return self._query("SELECT * FROM battles WHERE judge = ? ORDER BY battle_id", [judge])
 
+    def read_runs(self, kind: str) -> pd.DataFrame:
+        """Runs of one kind (run_id, kind, created_at, config as JSON text), oldest first."""
+        return self._query("SELECT * FROM runs WHERE kind = ? ORDER BY created_at", [kind])
+
     def outcome_keys(
         self, *, model: str | None = None, config_key: str | None = None
     ) -> set[tuple[str, ...]]:
@@ -349,15 +516,13 @@ class OutcomeStore:
             params.append(config_key)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._lock:
-            rows = self._con.execute(
-                f"SELECT {', '.join(OUTCOME_KEY)} FROM outcomes {clause}", params
-            ).fetchall()
+            rows = self._engine.execute(f"SELECT {', '.join(OUTCOME_KEY)} FROM outcomes {clause}", params)
         return {tuple(r) for r in rows}
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {
-                table: int(self._con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+                table: int(self._engine.execute(f"SELECT count(*) FROM {table}")[0][0])
                 for table in ("prompts", "models", "outcomes", "battles", "runs")
             }
 
@@ -374,6 +539,6 @@ class OutcomeStore:
         with self._lock:
             for table in ("prompts", "outcomes", "models", "battles"):
                 target = out / f"{table}.parquet"
-                self._con.execute(f"COPY (SELECT * FROM {table}) TO '{target.as_posix()}' (FORMAT PARQUET)")
+                self._engine.export(table, target)
                 written[table] = target
         return written

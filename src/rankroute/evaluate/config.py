@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rankroute.backends import BackendConfig, DecodingParams
 from rankroute.data.errors import DataError
+from rankroute.data.store import is_postgres_url
 
 
 def greedy_decoding() -> DecodingParams:
@@ -44,7 +45,9 @@ class EvalConfig(BaseModel):
     models: list[BackendConfig] = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
     decoding: DecodingParams = Field(default_factory=greedy_decoding)
-    store: Path | None = Field(default=None, description="outcome store path (default: rankroute's store)")
+    store: str | Path | None = Field(
+        default=None, description="outcome store: DuckDB path or postgresql:// URL (default: the user's)"
+    )
     concurrency: int = Field(default=4, gt=0, description="requests in flight per model")
     judge: BackendConfig | None = Field(default=None, description="judge model for LLM-as-judge tasks")
     executor: Literal["local", "ray"] = "local"
@@ -84,7 +87,7 @@ class EvalConfig(BaseModel):
         seed: int | None = None,
         stratify: str | None = None,
         executor: str | None = None,
-        store: Path | None = None,
+        store: str | Path | None = None,
         concurrency: int | None = None,
     ) -> EvalConfig:
         """The same config with CLI flags applied to every task."""
@@ -135,7 +138,9 @@ def load_eval_config(path: str | Path) -> EvalConfig:
         candidate = base / spec.name
         is_file = spec.name.endswith((".yaml", ".yml")) and not Path(spec.name).is_absolute()
         tasks.append(spec.model_copy(update={"name": str(candidate)}) if is_file else spec)
-    store = config.store if config.store is None or config.store.is_absolute() else base / config.store
+    store = config.store
+    if store is not None and not is_postgres_url(store) and not Path(store).is_absolute():
+        store = base / store
     return config.model_copy(update={"tasks": tasks, "store": store})
 
 

@@ -83,11 +83,8 @@ def store_record(document: dict[str, Any], path: Path | None = None) -> dict[str
 
 def read_loadtests(store: OutcomeStore) -> list[dict[str, Any]]:
     """Every load-test run recorded in the store, oldest first (documents without per-request rows)."""
-    with store.transaction() as con:
-        rows = con.execute(
-            "SELECT run_id, CAST(created_at AS VARCHAR), config FROM runs WHERE kind = ? ORDER BY created_at",
-            [RUN_KIND],
-        ).fetchall()
+    frame = store.read_runs(RUN_KIND)
+    rows = zip(frame["run_id"], frame["created_at"], frame["config"], strict=True)
     runs = []
     for run_id, created_at, config in rows:
         record = json.loads(config) if config else {}

@@ -75,8 +75,9 @@ def render_html(
     ]
     counts = store.counts()
     subtitle = (
-        f"store {store.path} · {counts.get('outcomes', 0)} outcomes · {counts.get('battles', 0)} battles · "
-        f"{counts.get('runs', 0)} runs · generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"store {store.location} · {counts.get('outcomes', 0)} outcomes · "
+        f"{counts.get('battles', 0)} battles · {counts.get('runs', 0)} runs · "
+        f"generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
     nav = "".join(f'<a href="#{s.section_id}">{html.escape(s.title)}</a>' for s in sections)
     body = "".join(

@@ -110,7 +110,9 @@ class StorageConfig(_Strict):
         gt=0,
         description="seconds a budget hold lives: a crashed replica's holds come back after this",
     )
-    outcome_store: str | None = Field(default=None, description="DuckDB outcome store that feedback goes to")
+    outcome_store: str | None = Field(
+        default=None, description="outcome store feedback goes to: DuckDB path or postgresql:// URL"
+    )
 
 
 class GuardrailsConfig(_Strict):

@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from rankroute.data.errors import DataError
-from rankroute.data.store import OutcomeStore
+from rankroute.data.store import OutcomeStore, is_postgres_url
 from rankroute.report import Chart, Section, Series, chart_html, render_html, table_html
 from rankroute.report.charts import plotly_figure
 from rankroute.serve.errors import GatewayError
@@ -96,7 +96,7 @@ class ReportCache:
         live = Section("live", _LIVE_TITLE, LIVE_MARKER)
         title = "rankroute gateway"
         try:
-            if path is not None and Path(path).exists():
+            if path is not None and (is_postgres_url(path) or Path(path).exists()):
                 with OutcomeStore(path, read_only=True) as store:
                     return render_html(
                         store,
