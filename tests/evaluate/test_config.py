@@ -26,6 +26,17 @@ def test_examples_load_and_resolve_paths_against_the_file() -> None:
     assert hosted.judge is not None and hosted.tasks[0].stratify == "category"
 
 
+def test_a_postgres_store_url_is_kept_as_written(tmp_path: Path) -> None:
+    """Relative store paths resolve against the YAML's folder; a PostgreSQL URL is not a path."""
+    url = "postgresql://me@db.internal:5432/rankroute"
+    path = tmp_path / "e.yaml"
+    head = "models: [{name: m, base_url: 'http://127.0.0.1:1/v1'}]\ntasks: [gsm8k]\n"
+    path.write_text(f"{head}store: {url}\n")
+    assert load_eval_config(path).store == url
+    path.write_text(f"{head}store: s.duckdb\n")
+    assert load_eval_config(path).store == tmp_path / "s.duckdb"
+
+
 def test_overrides_apply_to_every_task(tmp_path: Path) -> None:
     path = tmp_path / "e.yaml"
     path.write_text("models: [{name: m, base_url: 'http://127.0.0.1:1/v1'}]\ntasks: [gsm8k, {name: mmlu}]\n")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eval_openai_server import ServerState, serve
 
+from postgres_server import fresh_database
 from rankroute.data import OutcomeStore
 from rankroute.evaluate import EvalConfig, run_eval, summarize
 
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.network
 
 
 def config(
-    url: str, store: Path, *, limit: int = 12, models: list[dict[str, Any]] | None = None, **extra: Any
+    url: str, store: Path | str, *, limit: int = 12, models: list[dict[str, Any]] | None = None, **extra: Any
 ) -> EvalConfig:
     models = models or [
         {
@@ -65,13 +67,18 @@ def test_outcomes_stored_with_tokens_latency_and_token_priced_cost(
     assert cards["priced"].hosted and cards["priced"].output_price_per_m == 4.0 and runs == 1
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_rerun_resumes_and_asks_nothing_twice(
-    arith: None, server: str, tmp_path: Path, server_state: ServerState
+    arith: None, server: str, tmp_path: Path, server_state: ServerState, engine: str, request: Any
 ) -> None:
-    with OutcomeStore(tmp_path / "s.duckdb") as store:
-        first = run_eval(config(server, store.path, limit=8), store=store)
-        again = run_eval(config(server, store.path, limit=8), store=store)
-        more = run_eval(config(server, store.path, limit=14), store=store)
+    with ExitStack() as stack:
+        location = str(tmp_path / "s.duckdb")
+        if engine == "postgres":  # the shared store: the config names it by URL
+            location = stack.enter_context(fresh_database(request.getfixturevalue("postgres_dsn")))
+        store = stack.enter_context(OutcomeStore(location))
+        first = run_eval(config(server, location, limit=8), store=store)
+        again = run_eval(config(server, location, limit=8), store=store)
+        more = run_eval(config(server, location, limit=14), store=store)
         total = store.counts()["outcomes"]
         summary = summarize(store, more.config_keys)
     assert (first.completed, again.completed, again.already_stored) == (8, 0, 8)
