@@ -75,7 +75,7 @@ def wide_pickle(folder: Path, target: Path) -> Path:
 
 @contextmanager
 def scratch_database(server_url: str) -> Iterator[str]:
-    """A new database on the server for one import, dropped afterwards."""
+    """A new, empty database on the server, dropped afterwards (one per import here, one per test there)."""
     import psycopg
 
     name = f"bench_{uuid.uuid4().hex[:10]}"

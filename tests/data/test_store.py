@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from benchmarks.data_import import scratch_database
 
-from postgres_server import fresh_database
 from rankroute.data import DataError, Outcome, OutcomeStore, Prompt
 from rankroute.data.store import SCHEMA_VERSION
 
@@ -20,7 +20,7 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "duckdb":
         yield str(tmp_path / "store.duckdb")
     else:
-        with fresh_database(request.getfixturevalue("postgres_dsn")) as url:
+        with scratch_database(request.getfixturevalue("postgres_dsn")) as url:
             yield url
 
 

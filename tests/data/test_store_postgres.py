@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from benchmarks.data_import import scratch_database
 
-from postgres_server import fresh_database
 from rankroute.data import DataError, Outcome, OutcomeStore, Prompt
 from rankroute.data.importers import import_path
 from rankroute.data.matrix import OutcomeMatrix
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 @pytest.fixture
 def postgres_url(postgres_dsn: str) -> Iterator[str]:
-    with fresh_database(postgres_dsn) as url:
+    with scratch_database(postgres_dsn) as url:
         yield url
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmarks.data_import import scratch_database
 from eval_openai_server import ServerState, serve
 
-from postgres_server import fresh_database
 from rankroute.data import OutcomeStore
 from rankroute.evaluate import EvalConfig, run_eval, summarize
 
@@ -74,7 +74,7 @@ def test_rerun_resumes_and_asks_nothing_twice(
     with ExitStack() as stack:
         location = str(tmp_path / "s.duckdb")
         if engine == "postgres":  # the shared store: the config names it by URL
-            location = stack.enter_context(fresh_database(request.getfixturevalue("postgres_dsn")))
+            location = stack.enter_context(scratch_database(request.getfixturevalue("postgres_dsn")))
         store = stack.enter_context(OutcomeStore(location))
         first = run_eval(config(server, location, limit=8), store=store)
         again = run_eval(config(server, location, limit=8), store=store)
