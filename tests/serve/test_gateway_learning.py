@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from benchmarks.data_import import scratch_database
 from gateway_harness import gateway_config, mock_upstream, start_gateway  # noqa: F401 (fixtures)
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,14 +43,22 @@ def test_cache_serves_deterministic_requests_only(mock_upstream, start_gateway, 
     assert upstream.stats.requests == 4  # temperature 0 once, 0.7 twice (never cached), seed 3 once
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
 def test_feedback_becomes_outcomes_and_battles(
-    mock_upstream, start_gateway, gateway_config, tmp_path
+    mock_upstream, start_gateway, gateway_config, tmp_path, engine: str, request: pytest.FixtureRequest
 ) -> None:
-    store_path = tmp_path / "outcomes.duckdb"
+    with ExitStack() as stack:
+        store_path = str(tmp_path / "outcomes.duckdb")
+        if engine == "postgres":
+            store_path = stack.enter_context(scratch_database(request.getfixturevalue("postgres_dsn")))
+        feedback_round_trip(mock_upstream, start_gateway, gateway_config, store_path)
+
+
+def feedback_round_trip(mock_upstream, start_gateway, gateway_config, store_path: str) -> None:
     a, b = mock_upstream(name="a"), mock_upstream(name="b")
     config = gateway_config(
         [{"name": "model-a", "base_url": a.url}, {"name": "model-b", "base_url": b.url}],
-        storage={"outcome_store": str(store_path)},
+        storage={"outcome_store": store_path},
     )
     with start_gateway(config) as gw, gw.client() as http:
         first = _chat(http, "model-a", "Name a prime number.").json()["id"]
