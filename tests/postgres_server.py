@@ -25,10 +25,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _server_binary(name: str) -> str | None:
+    """On PATH, else where Debian's postgresql package puts it (/usr/lib/postgresql/<version>/bin)."""
+    found = shutil.which(name)
+    if found is None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+        found = str(candidates[-1]) if candidates else None
+    return found
+
+
 @contextmanager
 def running_postgres() -> Iterator[str]:
     """The URL of the server's `postgres` database; skips the test when no server can be started."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
     pytest.importorskip("psycopg", reason="needs the [postgres] extra: pip install 'rankroute[postgres]'")
