@@ -125,6 +125,33 @@ def test_eval_accepts_rankroute_long_format(long_jsonl: Path, tmp_path: Path, mo
     assert next(r for r in rows if r["dataset"] == "all")["n_test_prompts"] == 90
 
 
+def test_eval_and_train_read_the_outcome_store_as_the_file_it_came_from(  # type: ignore[no-untyped-def]
+    long_jsonl: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """tasks -> evaluate -> store -> route: routers train on what the store holds, same rows as the file."""
+    store = str(tmp_path / "store.duckdb")
+    code, _, err = run(["data", "import", str(long_jsonl), "--store", store], monkeypatch, capsys)
+    assert code == 0, err
+    rows = {}
+    for source in (["--data", str(long_jsonl)], ["--store", store]):
+        out_json = tmp_path / f"rows{len(rows)}.json"
+        args = ["route", "eval", *source, "--json", str(out_json), "--routers", f"{BASELINES},knn"]
+        code, _, err = run(args, monkeypatch, capsys)
+        assert code == 0, err
+        rows[source[0]] = json.loads(out_json.read_text())
+    assert rows["--store"] == rows["--data"]
+    router_file = tmp_path / "knn.router"
+    train = ["route", "train", "--store", store, "--router", "knn", "--out", str(router_file)]
+    code, _, err = run(train, monkeypatch, capsys)
+    assert code == 0 and router_file.exists(), err
+    code, _, err = run(["route", "eval", "--data", str(long_jsonl), "--store", store], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "give exactly one of")
+    empty = str(tmp_path / "empty.duckdb")
+    assert run(["data", "info", "--store", empty], monkeypatch, capsys)[0] == 0  # creates it, empty
+    code, _, err = run(["route", "eval", "--store", empty], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "holds no outcomes")
+
+
 def test_train_then_predict_with_willingness_and_budget(
     long_jsonl: Path,
     tmp_path: Path,

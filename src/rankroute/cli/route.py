@@ -30,24 +30,36 @@ def load_matrix(
     data: Path | None,
     *,
     dataset: str | None = None,
+    store: str | None = None,
     metric: str | None = None,
     price_table: Path | None = None,
     annotator: str | None = None,
 ) -> OutcomeMatrix:
-    """Outcomes from a file or folder in any format the importers read, or a named dataset from the hub."""
+    """Outcomes from a file or folder in any format the importers read, a named dataset from the hub, or
+    the outcome store (what `rankroute eval` and `rankroute data import` wrote)."""
     from rankroute.data.importers import load_outcomes, load_routerbench_from_hub
+    from rankroute.data.store import OutcomeStore
 
-    if (data is None) == (dataset is None):
-        raise DataError("give exactly one of --data PATH or --dataset NAME")
-    if dataset is not None:
-        if dataset not in HUB_DATASETS:
-            raise DataError(f"unknown --dataset {dataset!r}; known: {list(HUB_DATASETS)}")
-        data = load_routerbench_from_hub()  # a one-line DataError when the hub cannot be reached
-    assert data is not None
-    if not data.exists():
-        raise DataError(f"no such file or folder: {data}", hint="check --data")
-    loaded = load_outcomes(data, price_table=price_table, annotator=annotator)
-    outcomes = loaded.outcomes
+    if sum(source is not None for source in (data, dataset, store)) != 1:
+        raise DataError("give exactly one of --data PATH, --dataset NAME or --store STORE")
+    if store is not None:
+        with OutcomeStore(store, read_only=True) as db:
+            prompts, outcomes = db.read_prompts(), db.read_outcomes(with_response=True)
+            if outcomes.empty:
+                raise DataError(
+                    f"store {db.location} holds no outcomes",
+                    hint="rankroute eval or rankroute data import first",
+                )
+    else:
+        if dataset is not None:
+            if dataset not in HUB_DATASETS:
+                raise DataError(f"unknown --dataset {dataset!r}; known: {list(HUB_DATASETS)}")
+            data = load_routerbench_from_hub()  # a one-line DataError when the hub cannot be reached
+        assert data is not None
+        if not data.exists():
+            raise DataError(f"no such file or folder: {data}", hint="check --data")
+        loaded = load_outcomes(data, price_table=price_table, annotator=annotator)
+        prompts, outcomes = loaded.prompts, loaded.outcomes
     metrics = sorted(outcomes["metric"].unique())
     if metric is None and len(metrics) > 1 and not outcomes.duplicated(["prompt_id", "model"]).any():
         # e.g. RouteLLM: exact match on MMLU/GSM8K, a 1-10 grade on MT-Bench. A router compares models on
@@ -56,7 +68,7 @@ def load_matrix(
             f"note: each prompt has one metric ({', '.join(metrics)}); routing on them", highlight=False
         )
         outcomes = outcomes.assign(metric="per_prompt_metric")
-    matrix = OutcomeMatrix.from_frames(loaded.prompts, outcomes, metric=metric)
+    matrix = OutcomeMatrix.from_frames(prompts, outcomes, metric=metric)
     if matrix.responses is not None:  # missing answers as None, not pandas' NA (which has no truth value)
         answers = matrix.responses.copy()
         answers[pd.isna(answers)] = None
@@ -148,6 +160,9 @@ def _results_table(rows: list[dict[str, Any]]) -> Table:
 def eval_command(
     data: Path | None = typer.Option(None, "--data", help="outcomes file or folder (any importable format)"),
     dataset: str | None = typer.Option(None, "--dataset", help="download a named dataset: routerbench"),
+    store: str | None = typer.Option(
+        None, "--store", help="or read the outcome store (path or postgresql:// URL)"
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the split, the random router and the bootstrap"),
     json_out: Path | None = typer.Option(
         None, "--json", help="write the rows (one per dataset x router) here"
@@ -185,7 +200,9 @@ def eval_command(
     from rankroute.route.evaluate import evaluate_routers
     from rankroute.route.split import split_by_prompt
 
-    matrix = load_matrix(data, dataset=dataset, metric=metric, price_table=price_table, annotator=annotator)
+    matrix = load_matrix(
+        data, dataset=dataset, store=store, metric=metric, price_table=price_table, annotator=annotator
+    )
     chosen = select_routers(list(matrix.models), routers, seed, encoder)
     complete = matrix.complete_rows()
     split = split_by_prompt(complete, test_size=test_size, seed=seed) if complete.n_prompts >= 2 else None
@@ -305,7 +322,10 @@ def _calibration_path(router_file: Path) -> Path:
 
 @route_app.command("train")
 def train_command(
-    data: Path = typer.Option(..., "--data", help="outcomes file or folder (any importable format)"),
+    data: Path | None = typer.Option(None, "--data", help="outcomes file or folder (any importable format)"),
+    store: str | None = typer.Option(
+        None, "--store", help="or read the outcome store (path or postgresql:// URL)"
+    ),
     router_name: str = typer.Option(..., "--router", help="router name (see `route eval --routers`)"),
     out: Path = typer.Option(..., "--out", help="where to save the fitted router"),
     seed: int = typer.Option(0, "--seed"),
@@ -323,7 +343,7 @@ def train_command(
     from rankroute.route.calibrate import CostQualityCurve
     from rankroute.route.split import split_by_prompt
 
-    matrix = load_matrix(data, metric=metric, price_table=price_table, annotator=annotator)
+    matrix = load_matrix(data, store=store, metric=metric, price_table=price_table, annotator=annotator)
     if router_name == "oracle":
         raise DataError("the oracle router reads true outcomes and cannot be trained for new prompts")
     router = select_routers(list(matrix.models), [router_name], seed, encoder)[router_name]
