@@ -15,6 +15,7 @@ import pytest
 from routing_data import routerbench_matrix
 
 from rankroute.cli import main
+from rankroute.data import OutcomeStore
 from shared_data import shared_path
 
 REQUIRED = ("dataset", "router", "aiq", "aiq_ci_low", "aiq_ci_high", "cost_range", "n_test_prompts")
@@ -150,6 +151,35 @@ def test_eval_and_train_read_the_outcome_store_as_the_file_it_came_from(  # type
     assert run(["data", "info", "--store", empty], monkeypatch, capsys)[0] == 0  # creates it, empty
     code, _, err = run(["route", "eval", "--store", empty], monkeypatch, capsys)
     _assert_one_line_error(code, err, "holds no outcomes")
+
+
+def test_store_with_two_runs_of_one_model_needs_run_id(  # type: ignore[no-untyped-def]
+    long_jsonl: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    store = str(tmp_path / "store.duckdb")
+    assert run(["data", "import", str(long_jsonl), "--store", store], monkeypatch, capsys)[0] == 0
+    with OutcomeStore(store) as db:
+        first = db.read_outcomes()
+        (imported_run,) = first["run_id"].unique()
+        rerun = first.drop(columns=["dataset", "category"]).assign(
+            run_id="rerun", config_key="temperature-0.7", quality=1.0 - first["quality"]
+        )
+        db.write_outcomes(rerun)
+    code, _, err = run(["route", "eval", "--store", store, "--routers", BASELINES], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "--run-id")
+    assert "rerun" in err and imported_run in err
+    rows = {}
+    for source in (["--data", str(long_jsonl)], ["--store", store, "--run-id", imported_run]):
+        out_json = tmp_path / f"rows{len(rows)}.json"
+        args = ["route", "eval", *source, "--json", str(out_json), "--routers", BASELINES]
+        code, _, err = run(args, monkeypatch, capsys)
+        assert code == 0, err
+        rows[source[0]] = json.loads(out_json.read_text())
+    assert rows["--store"] == rows["--data"]
+    code, _, err = run(["route", "eval", "--store", store, "--run-id", "nope"], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "holds no outcomes of run(s) ['nope']")
+    code, _, err = run(["route", "eval", "--data", str(long_jsonl), "--run-id", "rerun"], monkeypatch, capsys)
+    _assert_one_line_error(code, err, "give --store too")
 
 
 def test_train_then_predict_with_willingness_and_budget(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ def load_matrix(
     *,
     dataset: str | None = None,
     store: str | None = None,
+    run_ids: Sequence[str] | None = None,
     metric: str | None = None,
     price_table: Path | None = None,
     annotator: str | None = None,
@@ -42,14 +43,27 @@ def load_matrix(
 
     if sum(source is not None for source in (data, dataset, store)) != 1:
         raise DataError("give exactly one of --data PATH, --dataset NAME or --store STORE")
+    if run_ids and store is None:
+        raise DataError("--run-id picks runs in an outcome store: give --store too")
     if store is not None:
         with OutcomeStore(store, read_only=True) as db:
             prompts, outcomes = db.read_prompts(), db.read_outcomes(with_response=True)
+            known_runs = sorted(outcomes["run_id"].unique())
+            if run_ids:
+                outcomes = outcomes[outcomes["run_id"].isin(run_ids)]
             if outcomes.empty:
+                chosen = f" of run(s) {list(run_ids)}" if run_ids else ""
                 raise DataError(
-                    f"store {db.location} holds no outcomes",
-                    hint="rankroute eval or rankroute data import first",
+                    f"store {db.location} holds no outcomes{chosen}",
+                    hint=f"its runs: {known_runs}"
+                    if known_runs
+                    else "run rankroute eval or data import first",
                 )
+        if outcomes.duplicated(["prompt_id", "model", "metric"]).any():
+            raise DataError(
+                "the store holds several outcomes of one model on one prompt (runs with different settings)",
+                hint=f"choose the runs to route on with --run-id (repeatable); its runs: {known_runs}",
+            )
     else:
         if dataset is not None:
             if dataset not in HUB_DATASETS:
@@ -163,6 +177,7 @@ def eval_command(
     store: str | None = typer.Option(
         None, "--store", help="or read the outcome store (path or postgresql:// URL)"
     ),
+    run_id: list[str] | None = typer.Option(None, "--run-id", help="with --store: route on these runs only"),
     seed: int = typer.Option(0, "--seed", help="seed of the split, the random router and the bootstrap"),
     json_out: Path | None = typer.Option(
         None, "--json", help="write the rows (one per dataset x router) here"
@@ -201,7 +216,13 @@ def eval_command(
     from rankroute.route.split import split_by_prompt
 
     matrix = load_matrix(
-        data, dataset=dataset, store=store, metric=metric, price_table=price_table, annotator=annotator
+        data,
+        dataset=dataset,
+        store=store,
+        run_ids=run_id,
+        metric=metric,
+        price_table=price_table,
+        annotator=annotator,
     )
     chosen = select_routers(list(matrix.models), routers, seed, encoder)
     complete = matrix.complete_rows()
@@ -326,6 +347,7 @@ def train_command(
     store: str | None = typer.Option(
         None, "--store", help="or read the outcome store (path or postgresql:// URL)"
     ),
+    run_id: list[str] | None = typer.Option(None, "--run-id", help="with --store: route on these runs only"),
     router_name: str = typer.Option(..., "--router", help="router name (see `route eval --routers`)"),
     out: Path = typer.Option(..., "--out", help="where to save the fitted router"),
     seed: int = typer.Option(0, "--seed"),
@@ -343,7 +365,9 @@ def train_command(
     from rankroute.route.calibrate import CostQualityCurve
     from rankroute.route.split import split_by_prompt
 
-    matrix = load_matrix(data, store=store, metric=metric, price_table=price_table, annotator=annotator)
+    matrix = load_matrix(
+        data, store=store, run_ids=run_id, metric=metric, price_table=price_table, annotator=annotator
+    )
     if router_name == "oracle":
         raise DataError("the oracle router reads true outcomes and cannot be trained for new prompts")
     router = select_routers(list(matrix.models), [router_name], seed, encoder)[router_name]
