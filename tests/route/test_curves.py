@@ -120,3 +120,10 @@ def test_cpt_is_the_first_crossing_and_nan_when_never_reached() -> None:
     pct, quality = [0, 20, 40, 100], [0.6, 0.8, 0.7, 0.9]
     assert cpt(pct, quality, 0.6, 0.9, 0.5) == pytest.approx(0.15 / 0.2 * 20)
     assert np.isnan(cpt([0, 30], [0.6, 0.7], 0.6, 0.9, 0.8))
+
+
+def test_no_gap_to_recover_when_the_dearer_model_is_not_better() -> None:
+    """The demo's case: the dearer model scores below the cheaper one, so PGR's denominator is negative."""
+    pct, quality = [0, 40, 100], [0.32, 0.38, 0.29]
+    assert np.isnan(cpt(pct, quality, 0.32, 0.29, 0.5)) and np.isnan(cpt(pct, quality, 0.32, 0.32, 0.5))
+    assert np.isnan(apgr(pct, quality, 0.32, 0.29)) and np.isnan(apgr(pct, quality, 0.32, 0.32))

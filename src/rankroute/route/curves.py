@@ -112,9 +112,12 @@ def cpt(
     weak). RouteLLM reads it with np.interp(target, quality, pct), which is only meaningful while quality
     rises with the share of calls; this returns the first share at which the curve reaches the target, the
     same number on such curves and well defined on others. NaN when the curve never reaches the target.
-    Returns a percentage in [0, 100] of calls, as RouteLLM reports it.
+    Returns a percentage in [0, 100] of calls, as RouteLLM reports it. NaN too when the strong model is
+    not better than the weak one on these prompts: there is no gap to recover.
     """
     pct, quality = _by_call_share(strong_call_pct, qualities)
+    if not strong_quality > weak_quality:
+        return float("nan")
     target = weak_quality + recovered * (strong_quality - weak_quality)
     if quality[0] >= target:
         return float(pct[0])
@@ -134,11 +137,12 @@ def apgr(
     is the trapezoidal area of quality over strong-call share (points sorted by share), and the weak and
     strong AUCs are the constant single-model qualities integrated over the same share range. A random
     strong/weak mix scores 0.5; a router that spans 0-100 % of calls gets the mean PGR over that range.
+    NaN when the strong (dearer) model is not better than the weak one on these prompts: no gap to recover.
     """
     pct, quality = _by_call_share(strong_call_pct, qualities)
     share = pct / 100.0
     width = share[-1] - share[0]
-    if width <= 0 or strong_quality == weak_quality:
+    if width <= 0 or not strong_quality > weak_quality:
         return float("nan")
     area = float(np.sum((share[1:] - share[:-1]) * (quality[1:] + quality[:-1]) / 2.0))
     return (area - weak_quality * width) / ((strong_quality - weak_quality) * width)
