@@ -65,3 +65,10 @@ def test_demo_evaluates_ranks_routes_and_reports(tmp_path: Path) -> None:
         ]
         again = run_demo(DemoSettings(arc=12, gsm8k=6, out=out, backends=backends, learned=False), Console())
     assert again.report is not None and again.report.completed == 0 and again.report.already_stored == 36
+
+
+def test_undefined_figures_print_as_a_dash() -> None:
+    """APGR is None where the dearer model is not the better one; tables show '-', never 'None' or 'nan'."""
+    from rankroute.evaluate.demo import _cell
+
+    assert [_cell(v) for v in (None, float("nan"), 0.41234, "knn", 58)] == ["-", "-", "0.4123", "knn", "58"]

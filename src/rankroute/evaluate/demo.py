@@ -172,8 +172,10 @@ def route_and_compare(
 
 
 def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"  # undefined here, e.g. APGR when the dearer model is not the better one
     if isinstance(value, float):
-        return "-" if not np.isfinite(value) else f"{value:.4g}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -192,12 +194,10 @@ def _table(frame: pd.DataFrame, title: str, columns: list[str]) -> Table:
         cells = []
         for column in columns:
             value = row[column]
-            if isinstance(value, float):
-                cells.append(
-                    "-" if not np.isfinite(value) else (f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}")
-                )
+            if isinstance(value, float) and np.isfinite(value):
+                cells.append(f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}")
             else:
-                cells.append(str(value))
+                cells.append(_cell(value))
         table.add_row(*cells)
     return table
 
