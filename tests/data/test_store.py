@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from benchmarks.data_import import scratch_database
 
-from rankroute.data import DataError, Outcome, OutcomeStore, Prompt
+from rankroute.data import Battle, DataError, Outcome, OutcomeStore, Prompt
 from rankroute.data.store import SCHEMA_VERSION
 
 
@@ -85,6 +85,20 @@ def test_bad_values_name_column_and_row(
         store.write_outcomes(frame, source="bad.csv")
     assert info.value.column == column and info.value.row == 3 and "bad.csv" in str(info.value)
     assert store.counts()["outcomes"] == 0
+
+
+def test_battles_append_with_increasing_ids(store: OutcomeStore) -> None:
+    first = [
+        Battle(model_a="a", model_b="b", winner="model_a"),
+        Battle(model_a="b", model_b="c", winner="tie"),
+    ]
+    assert store.write_battles(first) == 2
+    assert store.write_battles([Battle(model_a="a", model_b="c", winner="model_b", count=3, judge="j")]) == 1
+    battles = store.read_battles()
+    assert battles["battle_id"].tolist() == [1, 2, 3]
+    assert battles["winner"].tolist() == ["model_a", "tie", "model_b"]
+    assert battles["count"].tolist() == [1, 1, 3]
+    assert store.read_battles(judge="j")["model_b"].tolist() == ["c"]
 
 
 def test_schema_version_recorded_and_newer_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
