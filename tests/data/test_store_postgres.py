@@ -151,3 +151,12 @@ def test_cli_imports_into_and_ranks_from_a_postgres_store(postgres_url: str, tmp
     )
     assert board.exit_code == 0, board.output
     assert json.loads(out.read_text())["overall"][0]["model"] == "gpt-4-1106-preview"
+
+
+def test_rankroute_store_may_name_a_postgres_url(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANKROUTE_STORE", postgres_url)
+    with OutcomeStore() as db:
+        db.write_prompts([Prompt(prompt_id="p0", text="q", dataset="toy")])
+        assert db.path is None and db.location == postgres_url
+    with OutcomeStore(postgres_url, read_only=True) as db:
+        assert db.counts()["prompts"] == 1

@@ -155,29 +155,32 @@ class _Postgres:
             ) from exc
         if read_only:
             self.con.execute("SET default_transaction_read_only = on")
+            if not self.execute("SELECT to_regclass('meta') IS NOT NULL")[0][0]:
+                raise DataError(f"no store at {redact(url)}", hint="import data first: rankroute data import")
 
-    @staticmethod
-    def _sql(sql: str, params: Sequence[Any]) -> str:
-        return sql.replace("%", "%%").replace("?", "%s") if params else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """All rows; a statement without rows gives [(rowcount,)], as DuckDB gives INSERT's count."""
+    def _cursor(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+        """Run `sql` with DuckDB's `?` placeholders."""
         import psycopg
 
+        translated = sql.replace("%", "%%").replace("?", "%s") if params else sql
         try:
-            cursor = self.con.execute(self._sql(sql, params), list(params) or None)
+            return self.con.execute(translated, list(params) or None)
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer committed the same key first
             detail = exc.diag.message_detail or str(exc)
             raise DataError(
                 f"another writer stored the same record while this batch was being written ({detail})",
                 hint="write the batch again: identical records are then skipped, different ones refused",
             ) from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows; a statement without rows gives [(rowcount,)], as DuckDB gives INSERT's count."""
+        cursor = self._cursor(sql, params)
         if cursor.description is None:
             return [(cursor.rowcount,)] if cursor.rowcount >= 0 else []
         return [tuple(row) for row in cursor.fetchall()]
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        cursor = self.con.execute(self._sql(sql, params), list(params) or None)
+        cursor = self._cursor(sql, params)
         assert cursor.description is not None
         rows = cursor.fetchall()
         columns: dict[str, Any] = {}
@@ -236,12 +239,12 @@ def _duckdb_like(values: list[Any], type_code: int) -> Any:
     return pd.Series(values, dtype=object)
 
 
-def default_store_path() -> Path:
-    """`$RANKROUTE_STORE` (a path; a postgresql:// URL there is read by OutcomeStore itself), else
+def default_store_path() -> Path | str:
+    """`$RANKROUTE_STORE` (a path, or a postgresql:// URL kept as written), else
     `$RANKROUTE_HOME/rankroute.duckdb`, else `~/.rankroute/rankroute.duckdb`."""
     explicit = os.environ.get("RANKROUTE_STORE")
     if explicit:
-        return Path(explicit)
+        return explicit if is_postgres_url(explicit) else Path(explicit)
     home = Path(os.environ.get("RANKROUTE_HOME", Path.home() / ".rankroute"))
     return home / "rankroute.duckdb"
 
@@ -265,7 +268,7 @@ class OutcomeStore:
     def __init__(self, location: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         self._engine: _DuckDB | _Postgres
         if location is None:
-            location = os.environ.get("RANKROUTE_STORE") or default_store_path()
+            location = default_store_path()
         if is_postgres_url(location):
             self.path: Path | None = None
             self.location = redact(str(location))
@@ -292,11 +295,6 @@ class OutcomeStore:
         self.close()
 
     def _check_schema(self, read_only: bool) -> None:
-        if (
-            isinstance(self._engine, _Postgres)
-            and not self._engine.execute("SELECT to_regclass('meta') IS NOT NULL")[0][0]
-        ):
-            raise DataError(f"no store at {self.location}", hint="import data first: rankroute data import")
         rows = self._engine.execute("SELECT value FROM meta WHERE key = 'schema_version'")
         row = rows[0] if rows else None
         if row is None:

@@ -55,7 +55,7 @@ class KNNRouter(LearnedRouter):
     def predict_quality(self, prompts: Prompts) -> np.ndarray:
         features, task_proba = self.features(prompts)
         queries = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        queries = queries.astype(np.float32)
+        queries = queries.astype(np.float32, copy=False)
         # Queries go in blocks so the similarity matrix (and argpartition's index array of the same
         # shape) stays near SIMILARITY_BLOCK cells however many prompts are scored at once.
         rows = max(1, SIMILARITY_BLOCK // max(1, len(self.train_features_)))
