@@ -50,3 +50,9 @@ def test_a_subcommand_loads_its_own_module_when_it_runs() -> None:
 def test_every_listed_subcommand_resolves(name: str) -> None:
     command = load_subcommand(name)
     assert command.params or getattr(command, "commands", None), name
+
+
+def test_an_unknown_subcommand_is_a_usage_error() -> None:
+    entry = "import sys\nsys.argv = ['rankroute', 'nosuch']\nfrom rankroute.cli import main\nmain()"
+    done = subprocess.run([sys.executable, "-c", entry], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "No such command 'nosuch'" in done.stderr

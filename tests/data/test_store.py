@@ -121,3 +121,9 @@ def test_store_survives_reopen(location: str) -> None:
         with pytest.raises(DataError, match="open read-only"):
             db.write_prompts(_prompts(3))
         assert db.counts()["prompts"] == 2
+
+
+def test_a_postgres_url_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "psycopg", None)  # as if the [postgres] extra were absent
+    with pytest.raises(DataError, match=r"needs psycopg.*rankroute\[postgres\]"):
+        OutcomeStore("postgresql://me@127.0.0.1:5432/rankroute")
