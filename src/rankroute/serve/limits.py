@@ -335,18 +335,28 @@ class RateLimited(Exception):
     pass
 
 
-class RateLimiter:
-    """Sliding one-minute windows of requests and tokens per key, in memory (one replica)."""
+RATE_WINDOW_S = 60.0
+"""Keys' rpm/tpm limits count what was admitted in the last minute."""
 
-    def __init__(self) -> None:
+
+class RateLimiter:
+    """Sliding windows of requests and tokens per key, in memory (one replica).
+
+    A sliding window (not a fixed clock minute) so that no span of `window_s` ever admits more than the
+    limit: a fixed window lets a key burst twice its limit across a minute boundary.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s, self._clock = window_s, clock
         self._events: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
 
     async def check(self, key_id: str, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        """Admit one request of about `tokens` tokens, or raise RateLimited (a refusal is not counted)."""
         if rpm is None and tpm is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         events = self._events[key_id]
-        while events and now - events[0][0] > 60.0:
+        while events and now - events[0][0] > self.window_s:
             events.popleft()
         if rpm is not None and len(events) >= rpm:
             raise RateLimited(f"key {key_id} is over its limit of {rpm} requests per minute")
@@ -355,31 +365,56 @@ class RateLimiter:
         events.append((now, tokens))
 
 
-class RedisRateLimiter(RateLimiter):
-    """Fixed one-minute windows in Redis, so every gateway replica shares one count per key."""
+# One sorted set per key: members "<tokens>:<unique id>" scored by admission time on Redis's own clock
+# (replicas' clocks may disagree). Check and admit in one script, which Redis runs atomically.
+_SLIDING_WINDOW_LUA = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local window = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - window))
+local admitted = redis.call('ZRANGE', KEYS[1], 0, -1)
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if rpm >= 0 and #admitted >= rpm then
+  return 1
+end
+if tpm >= 0 then
+  local used = 0
+  for _, member in ipairs(admitted) do
+    used = used + tonumber(string.match(member, '^(%d+):'))
+  end
+  if used + tokens > tpm then
+    return 2
+  end
+end
+redis.call('ZADD', KEYS[1], now, tokens .. ':' .. ARGV[5])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+return 0
+"""
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
+
+class RedisRateLimiter(RateLimiter):
+    """The same sliding windows kept in Redis, so every gateway replica shares one count per key."""
+
+    def __init__(self, url: str, window_s: float = RATE_WINDOW_S) -> None:
+        super().__init__(window_s)
         import redis.asyncio as redis_asyncio
 
         self._redis: Any = redis_asyncio.from_url(url)
+        self._admit = self._redis.register_script(_SLIDING_WINDOW_LUA)
 
     async def check(self, key_id: str, rpm: int | None, tpm: int | None, tokens: int) -> None:
         if rpm is None and tpm is None:
             return
-        window = int(time.time() // 60)
-        req_key, tok_key = f"rankroute:rl:{key_id}:{window}:r", f"rankroute:rl:{key_id}:{window}:t"
         import redis
 
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(req_key).incrby(tok_key, tokens).expire(req_key, 120).expire(tok_key, 120)
+        args = [-1 if rpm is None else rpm, -1 if tpm is None else tpm, max(tokens, 0), self.window_s]
         try:
-            n_requests, n_tokens, *_ = await pipe.execute()
+            verdict = await self._admit(keys=[f"rankroute:rl:{key_id}"], args=[*args, uuid.uuid4().hex])
         except redis.RedisError as exc:
             raise SharedStateUnavailable(f"shared rate limits (Redis) failed to answer: {exc}") from exc
-        if rpm is not None and n_requests > rpm:
+        if verdict == 1:
             raise RateLimited(f"key {key_id} is over its limit of {rpm} requests per minute")
-        if tpm is not None and n_tokens > tpm:
+        if verdict == 2:
             raise RateLimited(f"key {key_id} is over its limit of {tpm} tokens per minute")
 
     async def close(self) -> None:
