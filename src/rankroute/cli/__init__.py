@@ -1,7 +1,9 @@
 """The `rankroute` command: a thin face over the capability folders.
 
-Each sub-command's module (and with it pandas, DuckDB, scikit-learn, ...) is imported only when that
-sub-command runs, so `rankroute --help` and shell completion answer at once.
+Each sub-command's module is imported only when that sub-command is named, and the modules import
+pandas, DuckDB, scikit-learn and the estimators inside the commands (the capability packages load their
+names on first use), so `rankroute --help`, `rankroute route eval --help` and shell completion answer
+at once.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rankroute.data import OutcomeStore
-from rankroute.data.importers import FORMATS, import_path
+from rankroute.data.importers.formats import FORMATS
 
 data_app = typer.Typer(help="Import, inspect and export outcome data.", no_args_is_help=True)
 console = Console()
@@ -32,6 +31,8 @@ def import_data(
     store: str | None = StoreOption,
 ) -> None:
     """Import outcomes into the store in one transaction: all of it, or nothing when anything is wrong."""
+    from rankroute.data import OutcomeStore, import_path
+
     with OutcomeStore(store) as db, console.status(f"importing {path} ..."):
         report = import_path(db, path, format=format, price_table=price_table, annotator=annotator)
     table = Table(title=f"imported ({report.format})", caption=f"from {report.source}\ninto {db.location}")
@@ -52,6 +53,8 @@ def import_data(
 @data_app.command("info")
 def info(store: str | None = StoreOption) -> None:
     """Show what the store holds."""
+    from rankroute.data import OutcomeStore
+
     with OutcomeStore(store) as db:
         table = Table(title=f"store {db.location}")
         table.add_column("table")
@@ -67,6 +70,8 @@ def export(
     store: str | None = StoreOption,
 ) -> None:
     """Write the store as Parquet in rankroute's long format (`rankroute data import DIR` reads it back)."""
+    from rankroute.data import OutcomeStore
+
     with OutcomeStore(store, read_only=True) as db:
         written = db.export_parquet(directory)
     for table, target in written.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,23 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from rankroute.data.errors import DataError
-from rankroute.data.store import OutcomeStore
-from rankroute.loadtest import (
-    LoadSummary,
-    LoadTestConfig,
-    RequestResult,
-    arate_sweep,
-    arun_load_test,
-    asweep,
-    concurrency_levels,
-    load_config,
-    make_config,
-    prompts_from_file,
-    prompts_from_task,
-    rate_levels,
-    synthetic_prompts,
-    write_results,
-)
+
+if TYPE_CHECKING:
+    from rankroute.loadtest import LoadSummary, LoadTestConfig, RequestResult
 
 loadtest_app = typer.Typer(help="Load-test any OpenAI-compatible endpoint.", no_args_is_help=True)
 console = Console()
@@ -57,6 +43,8 @@ _TIMEOUT = typer.Option(120.0, "--timeout", help="read timeout per request, seco
 
 
 def _settings(config: Path | None, **flags: Any) -> LoadTestConfig:
+    from rankroute.loadtest import load_config, make_config
+
     flags["api_key"] = os.environ.get("OPENAI_API_KEY") or None
     slo = {"ttft_ms": flags.pop("slo_ttft_ms"), "itl_ms": flags.pop("slo_itl_ms")}
     flags["slo"] = slo
@@ -70,6 +58,8 @@ def _settings(config: Path | None, **flags: Any) -> LoadTestConfig:
 def _prompts(
     settings: LoadTestConfig, prompts: Path | None, task: str | None, tokens: int, stddev: float
 ) -> list[str]:
+    from rankroute.loadtest import prompts_from_file, prompts_from_task, synthetic_prompts
+
     if prompts is not None and task is not None:
         raise DataError("give --prompts or --task, not both")
     if prompts is not None:
@@ -121,6 +111,9 @@ def _summary_table(title: str, rows: list[LoadSummary], labels: list[str], knee:
 
 
 def _record(result: Any, out: Path, store: str | None, no_store: bool) -> None:
+    from rankroute.data.store import OutcomeStore
+    from rankroute.loadtest import write_results
+
     if no_store:
         path = write_results(result, out)
     else:
@@ -157,6 +150,8 @@ def run_command(
     no_store: bool = _NO_STORE,
 ) -> None:
     """One load level: closed loop at --concurrency users, or open loop at --rate requests/s."""
+    from rankroute.loadtest import arun_load_test
+
     settings = _settings(
         config,
         base_url=url,
@@ -242,6 +237,8 @@ def sweep_command(
     no_store: bool = _NO_STORE,
 ) -> None:
     """Closed loop at 1, 2, 4, ... users until throughput saturates; reports the knee."""
+    from rankroute.loadtest import asweep, concurrency_levels
+
     settings = _settings(
         config,
         base_url=url,
@@ -316,6 +313,8 @@ def rate_sweep_command(
 ) -> None:
     """Open loop (Poisson arrivals) at rising rates until goodput under the SLO falls off; reports the
     knee: the highest rate the server sustains within the SLO."""
+    from rankroute.loadtest import arate_sweep, rate_levels
+
     rates = rate_levels(start_rate, max_rate, growth)
     settings = _settings(
         config,
@@ -377,6 +376,7 @@ def report_command(
     title: str = typer.Option("rankroute report", "--title"),
 ) -> None:
     """Write a self-contained HTML report (leaderboards, ratings, Pareto, routers, load tests)."""
+    from rankroute.data.store import OutcomeStore
     from rankroute.report import write_report
 
     with console.status("building report"), OutcomeStore(store, read_only=True) as db:

@@ -8,33 +8,18 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rankroute.data import OutcomeStore
 from rankroute.data.errors import DataError
-from rankroute.data.matrix import OutcomeMatrix
-from rankroute.rank import (
-    BradleyTerry,
-    PairCounts,
-    battles_from_matrix,
-    leaderboard_from_store,
-    length_controlled_win_rates,
-    normalise_battles,
-    online_elo,
-    pair_counts_from_battles,
-    read_battles_file,
-    style_control,
-    win_rate_matrix,
-)
-from rankroute.rank.bradley_terry import EloScale, Ratings
-from rankroute.rank.choose import AdviceConstraints, advise, pareto_front
-from rankroute.rank.pairs import read_table
-from rankroute.rank.plots import plot_intervals, plot_pareto, plot_win_matrix
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rankroute.rank import BradleyTerry, PairCounts, Ratings
 
 rank_app = typer.Typer(
     help="Leaderboards with confidence intervals, pairwise ratings, Pareto fronts.", no_args_is_help=True
@@ -86,6 +71,8 @@ def _format(value: Any, digits: int) -> str:
 
 def _with_intervals(frame: pd.DataFrame, low: str, high: str, digits: int = 3) -> pd.DataFrame:
     """Add display columns "95% CI" (low-high) and "rank range" (rank_low-rank_high) where present."""
+    import pandas as pd
+
     shown = frame.copy()
     if low in shown and high in shown:
         shown["95% CI"] = [
@@ -143,6 +130,10 @@ def leaderboard(
     pareto_plot: Path | None = typer.Option(None, "--pareto-plot", help="PNG: cost x quality Pareto front"),
 ) -> None:
     """Per-task and overall leaderboards with prompt-clustered bootstrap CIs and rank intervals."""
+    from rankroute.data import OutcomeStore
+    from rankroute.rank import leaderboard_from_store
+    from rankroute.rank.plots import plot_intervals, plot_pareto
+
     with OutcomeStore(store, read_only=True) as db, console.status(f"bootstrapping {bootstrap} rounds"):
         board = leaderboard_from_store(db, datasets=task, metric=metric, bootstrap=bootstrap, seed=seed)
     task_columns = {
@@ -202,6 +193,11 @@ def pareto(
     plot: Path | None = typer.Option(None, "--plot", help="PNG scatter with the front drawn"),
 ) -> None:
     """Models not dominated on cost (or p95 latency) x quality for one task."""
+    from rankroute.data import OutcomeStore
+    from rankroute.rank import leaderboard_from_store
+    from rankroute.rank.choose import pareto_front
+    from rankroute.rank.plots import plot_pareto
+
     if against not in ("usd_per_1k", "latency_p95_ms"):
         raise DataError(f"--against {against!r} must be usd_per_1k or latency_p95_ms")
     with OutcomeStore(store, read_only=True) as db:
@@ -250,6 +246,19 @@ def pairwise(
     top: int = typer.Option(30, "--top", help="rows shown in the terminal table"),
 ) -> None:
     """Bradley-Terry ratings (Elo scale) with bootstrap CIs from pairwise preferences."""
+    from rankroute.data import OutcomeStore
+    from rankroute.data.matrix import OutcomeMatrix
+    from rankroute.rank import (
+        BradleyTerry,
+        PairCounts,
+        battles_from_matrix,
+        online_elo,
+        pair_counts_from_battles,
+        read_battles_file,
+        win_rate_matrix,
+    )
+    from rankroute.rank.plots import plot_intervals, plot_win_matrix
+
     data: pd.DataFrame | PairCounts
     if battles is not None:
         data = read_battles_file(battles)
@@ -315,6 +324,9 @@ def pairwise(
 
 def _style_controlled(battles: Path | None, model: BradleyTerry) -> Ratings:
     """Length-controlled ratings from a battles file (point estimates: no bootstrap CIs)."""
+    from rankroute.rank import EloScale, style_control
+    from rankroute.rank.pairs import read_table
+
     if battles is None:
         raise DataError("--style-control needs --battles FILE with per-battle lengths or responses")
     fitted = style_control(read_table(battles), scale=EloScale(model.scale, model.base, model.initial))
@@ -334,6 +346,11 @@ def import_battles(
     judge: str | None = typer.Option(None, "--judge", help="label these battles with a judge name"),
 ) -> None:
     """Write a battles file into the store (one transaction; nothing written on any bad row)."""
+    import pandas as pd
+
+    from rankroute.data import OutcomeStore
+    from rankroute.rank import PairCounts, normalise_battles, read_battles_file
+
     data = read_battles_file(path)
     if isinstance(data, PairCounts):
         frame = data.to_frame()
@@ -363,6 +380,10 @@ def judge_win_rates(
     json_out: Path | None = typer.Option(None, "--json"),
 ) -> None:
     """Win rate against a baseline and AlpacaEval's length-controlled win rate."""
+    import pandas as pd
+
+    from rankroute.rank import length_controlled_win_rates
+
     judged = pd.read_parquet(judgments)
     lengths = pd.read_parquet(outputs, columns=["prompt_id", "model", "output_chars"])
     with console.status("fitting length-controlled GLMs"):
@@ -397,6 +418,10 @@ def advise_command(
     json_out: Path | None = typer.Option(None, "--json"),
 ) -> None:
     """Which models meet your constraints, best first, with evidence; and why the others do not."""
+    from rankroute.data import OutcomeStore
+    from rankroute.rank import leaderboard_from_store
+    from rankroute.rank.choose import AdviceConstraints, advise
+
     try:
         constraints = AdviceConstraints(
             task=task,

@@ -7,19 +7,18 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rankroute.data.errors import DataError
-from rankroute.data.matrix import OutcomeMatrix
-from rankroute.route.base import Router
-from rankroute.route.evaluate import routable_models
+
+if TYPE_CHECKING:
+    from rankroute.data.matrix import OutcomeMatrix
+    from rankroute.route.base import Router
 
 route_app = typer.Typer(help="Train, evaluate and apply routers.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -38,8 +37,12 @@ def load_matrix(
 ) -> OutcomeMatrix:
     """Outcomes from a file or folder in any format the importers read, a named dataset from the hub, or
     the outcome store (what `rankroute eval` and `rankroute data import` wrote)."""
+    import pandas as pd
+
     from rankroute.data.importers import load_outcomes, load_routerbench_from_hub
+    from rankroute.data.matrix import OutcomeMatrix
     from rankroute.data.store import OutcomeStore
+    from rankroute.route.evaluate import routable_models
 
     if sum(source is not None for source in (data, dataset, store)) != 1:
         raise DataError("give exactly one of --data PATH, --dataset NAME or --store STORE")
@@ -423,6 +426,8 @@ def predict_command(
     budget: float | None = typer.Option(None, "--budget", help="target USD per 1k prompts (calibrated)"),
 ) -> None:
     """Print the chosen model for each prompt, one JSON object per line."""
+    import numpy as np
+
     from rankroute.route.calibrate import CostQualityCurve, choose_willingness_to_pay
 
     if (prompt is None) == (prompts is None):

@@ -1,25 +1,8 @@
-"""Evaluation: run models on tasks, score every answer, and store each outcome as it completes."""
+"""Evaluation: run models on tasks, score every answer, and store each outcome as it completes.
 
-from rankroute.evaluate.config import EvalConfig, TaskSpec, load_eval_config, stable_hash
-from rankroute.evaluate.runner import (
-    EvalIssue,
-    EvalReport,
-    Runner,
-    outcome_config_key,
-    run_eval,
-)
-from rankroute.evaluate.summary import summarize, summary_table
+Names load on first use (listed in __init__.pyi): a command that needs one part does not import all.
+"""
 
-__all__ = [
-    "EvalConfig",
-    "EvalIssue",
-    "EvalReport",
-    "Runner",
-    "TaskSpec",
-    "load_eval_config",
-    "outcome_config_key",
-    "run_eval",
-    "stable_hash",
-    "summarize",
-    "summary_table",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

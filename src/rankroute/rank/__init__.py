@@ -1,49 +1,8 @@
-"""Ranking: leaderboards with prompt-clustered CIs, Bradley-Terry/Elo ratings, judge win rates, choice."""
+"""Ranking: leaderboards with prompt-clustered CIs, Bradley-Terry/Elo ratings, judge win rates, choice.
 
-from rankroute.rank.bradley_terry import (
-    BradleyTerry,
-    CovariateRatings,
-    EloScale,
-    Ratings,
-    fit_with_covariates,
-    online_elo,
-    style_control,
-    win_rate_matrix,
-)
-from rankroute.rank.judge import instruction_difficulty, length_controlled_win_rates, win_rates
-from rankroute.rank.leaderboard import Leaderboard, build_leaderboard, leaderboard_from_store
-from rankroute.rank.pairs import (
-    PairCounts,
-    battles_from_matrix,
-    normalise_battles,
-    pair_counts_from_battles,
-    pair_counts_from_frame,
-    read_arena_pair_counts,
-    read_battles_file,
-    read_vicuna_votes,
-)
+Names load on first use (listed in __init__.pyi): a command that needs one part does not import all.
+"""
 
-__all__ = [
-    "BradleyTerry",
-    "CovariateRatings",
-    "EloScale",
-    "Leaderboard",
-    "PairCounts",
-    "Ratings",
-    "battles_from_matrix",
-    "build_leaderboard",
-    "fit_with_covariates",
-    "instruction_difficulty",
-    "leaderboard_from_store",
-    "length_controlled_win_rates",
-    "normalise_battles",
-    "online_elo",
-    "pair_counts_from_battles",
-    "pair_counts_from_frame",
-    "read_arena_pair_counts",
-    "read_battles_file",
-    "read_vicuna_votes",
-    "style_control",
-    "win_rate_matrix",
-    "win_rates",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

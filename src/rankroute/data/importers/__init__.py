@@ -1,17 +1,8 @@
-"""Importers: rankroute's long format, RouterBench's wide table and the shared routing folders."""
+"""Importers: rankroute's long format, RouterBench's wide table and the shared routing folders.
 
-from rankroute.data.importers.base import ImportReport, LoadedData
-from rankroute.data.importers.dispatch import FORMATS, detect_format, import_path, load_outcomes
-from rankroute.data.importers.routerbench import load_routerbench_from_hub
-from rankroute.data.importers.tokens import count_tokens
+Names load on first use (listed in __init__.pyi), so naming the formats does not import pandas.
+"""
 
-__all__ = [
-    "FORMATS",
-    "ImportReport",
-    "LoadedData",
-    "count_tokens",
-    "detect_format",
-    "import_path",
-    "load_outcomes",
-    "load_routerbench_from_hub",
-]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

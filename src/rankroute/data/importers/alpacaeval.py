@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from rankroute.data.errors import DataError
+from rankroute.data.importers import formats
 from rankroute.data.importers.base import LoadedData, json_cells, model_cards, read_parquet
 from rankroute.data.importers.tokens import TOKENIZER, count_tokens
 from rankroute.data.prices import PriceTable
 
-FORMAT = "alpacaeval"
+FORMAT = formats.ALPACAEVAL
 DEFAULT_ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 PROMPT_PREFIX = "alpacaeval/"
 

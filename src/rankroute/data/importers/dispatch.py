@@ -11,16 +11,9 @@ import pyarrow.parquet as pq
 from rankroute.data.errors import DataError
 from rankroute.data.importers import alpacaeval, longform, routellm, routerbench
 from rankroute.data.importers.base import ImportReport, LoadedData, PriceTableLike, resolve_price_table
+from rankroute.data.importers.formats import FORMATS
 from rankroute.data.records import ModelCard
 from rankroute.data.store import OutcomeStore
-
-FORMATS: tuple[str, ...] = (
-    longform.FORMAT,
-    routerbench.WIDE_FORMAT,
-    routerbench.SUBSET_FORMAT,
-    routellm.FORMAT,
-    alpacaeval.FORMAT,
-)
 
 FOLDER_FORMATS = (routerbench.SUBSET_FORMAT, routellm.FORMAT, alpacaeval.FORMAT)
 

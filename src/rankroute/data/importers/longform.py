@@ -19,11 +19,12 @@ import pandas as pd
 
 from rankroute.data.errors import DataError
 from rankroute.data.frames import OUTCOME_COLUMNS, PROMPT_COLUMNS
+from rankroute.data.importers import formats
 from rankroute.data.importers.base import LoadedData, model_cards, read_parquet
 from rankroute.data.prices import PriceTable
 from rankroute.data.records import ModelCard
 
-FORMAT = "rankroute"
+FORMAT = formats.LONGFORM
 FILE_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
 SOURCE_ROW = "_source_row"
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rankroute.data.importers import formats
 from rankroute.data.importers.base import LoadedData, json_cells, model_cards, prompt_columns, read_parquet
 from rankroute.data.importers.tokens import TOKENIZER, count_tokens
 from rankroute.data.prices import PriceTable
 
-FORMAT = "routellm"
+FORMAT = formats.ROUTELLM
 MT_BENCH_METRIC = "gpt4_single_grade_1to10"
 ASSUMED_OUTPUT_TOKENS: dict[str, int] = {"mmlu": 1, "mt_bench": 600}
 FALLBACK_OUTPUT_TOKENS = 300

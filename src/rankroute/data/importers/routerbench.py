@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from rankroute.data.errors import DataError
+from rankroute.data.importers import formats
 from rankroute.data.importers.base import (
     LoadedData,
     json_cells,
@@ -25,8 +26,8 @@ from rankroute.data.importers.base import (
 from rankroute.data.importers.longform import SOURCE_ROW
 from rankroute.data.prices import PriceTable
 
-WIDE_FORMAT = "routerbench"
-SUBSET_FORMAT = "routerbench-subset"
+WIDE_FORMAT = formats.ROUTERBENCH_WIDE
+SUBSET_FORMAT = formats.ROUTERBENCH_SUBSET
 HUB_REPO = "withmartian/routerbench"
 HUB_VARIANTS = ("0shot", "5shot")
 WIDE_REQUIRED = ("sample_id", "prompt", "eval_name")
