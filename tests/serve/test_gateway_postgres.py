@@ -98,6 +98,18 @@ def test_replicas_on_postgres_alone_never_spend_past_a_budget(
     assert refused.status_code == 401
 
 
+def test_replicas_on_postgres_alone_share_one_rate_limit(postgres_dsn, mock_upstream, start_gateway) -> None:
+    """A 5-rpm key gets 5 requests in all, however 12 concurrent requests spread over two replicas."""
+    upstream = mock_upstream()
+    config = _priced(upstream.url, postgres_dsn)
+    with start_gateway(config) as first, start_gateway(config) as second:
+        with first.admin() as admin:
+            created = admin.post("/admin/keys", json={"name": "pg-rpm", "rpm": 5}).json()
+        statuses = split_burst(first, second, created["key"], CHAT, 12)
+    assert statuses.count(200) == 5 and statuses.count(429) == 7
+    assert upstream.stats.requests == 5
+
+
 def test_postgres_holds_lapse_after_their_ttl(postgres_dsn: str) -> None:
     async def scenario() -> tuple[bool, bool, float]:
         store = GatewayStore(postgres_dsn)

@@ -1,18 +1,21 @@
-# ruff: noqa: F811  (pytest fixtures imported from gateway_harness are parameters here)
-"""Per-key rate limits: sliding windows, in memory and shared through a real Redis started by the test."""
+"""Per-key rate limits: sliding windows in memory, and shared through a real Redis and a real PostgreSQL
+started by the tests."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from gateway_harness import redis_url  # noqa: F401 (fixture)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rankroute.serve.limits import RateLimited, RateLimiter, RedisRateLimiter
+from rankroute.serve.limits import PostgresRateLimiter, RateLimited, RateLimiter, RedisRateLimiter
+from rankroute.serve.storage import GatewayStore
 
 
 class Clock:
@@ -88,14 +91,41 @@ def test_token_limit_counts_the_window() -> None:
     assert asyncio.run(run()) == [True, False, True, True, True]
 
 
+SHARED = ["redis", "postgres"]
+
+
+@contextlib.asynccontextmanager
+async def shared_limiters(
+    request: pytest.FixtureRequest, kind: str, count: int = 1, window_s: float = 60.0
+) -> AsyncIterator[list[RateLimiter]]:
+    """`count` limiters as `count` gateway replicas would hold them: each with its own connection."""
+    limiters: list[RateLimiter] = []
+    stores: list[GatewayStore] = []
+    try:
+        for _ in range(count):
+            if kind == "redis":
+                limiters.append(RedisRateLimiter(request.getfixturevalue("redis_url"), window_s=window_s))
+            else:
+                store = GatewayStore(request.getfixturevalue("postgres_dsn"))
+                await store.open()
+                stores.append(store)
+                limiters.append(PostgresRateLimiter(store, window_s=window_s))
+        yield limiters
+    finally:
+        for limiter in limiters:
+            await limiter.close()
+        for store in stores:
+            await store.close()
+
+
 @pytest.mark.network
-def test_redis_windows_slide_and_refusals_are_not_counted(redis_url) -> None:
-    """The shared limiter behaves as the in-memory one, on Redis's clock (a 2 s window keeps it short)."""
+@pytest.mark.parametrize("kind", SHARED)
+def test_shared_windows_slide_and_refusals_are_not_counted(request, kind) -> None:
+    """The shared limiters behave as the in-memory one, on the shared store's clock (a 2 s window)."""
     key = uuid.uuid4().hex
 
     async def run() -> tuple[list[bool], float]:
-        limiter = RedisRateLimiter(redis_url, window_s=2.0)
-        try:
+        async with shared_limiters(request, kind, window_s=2.0) as (limiter,):
             started = time.monotonic()
             verdicts = [await admitted(limiter, key, 2, None, 1)]
             await asyncio.sleep(1.0)
@@ -108,8 +138,6 @@ def test_redis_windows_slide_and_refusals_are_not_counted(redis_url) -> None:
             await asyncio.sleep(2.1)  # all of them have left: the running total is back to 0
             verdicts += [await admitted(limiter, tokens, None, 100, n) for n in (100, 1)]
             return verdicts, sliding_s
-        finally:
-            await limiter.close()
 
     verdicts, sliding_s = asyncio.run(run())
     if sliding_s > 3.0:
@@ -118,20 +146,17 @@ def test_redis_windows_slide_and_refusals_are_not_counted(redis_url) -> None:
 
 
 @pytest.mark.network
-def test_replicas_hammering_one_key_admit_exactly_the_limit(redis_url) -> None:
+@pytest.mark.parametrize("kind", SHARED)
+def test_replicas_hammering_one_key_admit_exactly_the_limit(request, kind) -> None:
     """Three limiters (three replicas) and 60 concurrent requests of a 10-rpm, 500-tpm key."""
     key = uuid.uuid4().hex
 
     async def run() -> tuple[int, int]:
-        limiters = [RedisRateLimiter(redis_url) for _ in range(3)]
-        try:
+        async with shared_limiters(request, kind, count=3) as limiters:
             by_rpm = await asyncio.gather(*(admitted(limiters[i % 3], key, 10, None, 1) for i in range(60)))
             by_tpm = await asyncio.gather(
                 *(admitted(limiters[i % 3], key + "t", None, 500, 30) for i in range(60))
             )
             return sum(by_rpm), sum(by_tpm)
-        finally:
-            for limiter in limiters:
-                await limiter.close()
 
     assert asyncio.run(run()) == (10, 16)

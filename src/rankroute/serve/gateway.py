@@ -45,6 +45,7 @@ from rankroute.serve.limits import (
     Hold,
     KeyRevoked,
     PostgresBudgets,
+    PostgresRateLimiter,
     RateLimited,
     RateLimiter,
     RedisBudgets,
@@ -221,7 +222,13 @@ class Gateway:
             if self.store.backend == "postgresql"
             else Budgets(hold_ttl_s)
         )
-        self.limiter: RateLimiter = RedisRateLimiter(redis_url) if redis_url else RateLimiter()
+        self.limiter: RateLimiter = (
+            RedisRateLimiter(redis_url)
+            if redis_url
+            else PostgresRateLimiter(self.store)
+            if self.store.backend == "postgresql"
+            else RateLimiter()
+        )
         self.local = LocalModels([d for d in config.deployments if d.local is not None])
         self.metrics = Metrics()
         self.recent: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
@@ -255,8 +262,7 @@ class Gateway:
             await self.cache.close()
         await self.store.close()
         await self.local.close()
-        if isinstance(self.limiter, RedisRateLimiter):
-            await self.limiter.close()
+        await self.limiter.close()
 
     @property
     def public_models(self) -> list[str]:

@@ -277,6 +277,16 @@ class RedisBudgets(_SharedBudgets):
         await self._redis.aclose()
 
 
+async def postgres_guard(failure: str, coro: Any) -> Any:
+    """Await `coro`; a database error becomes SharedStateUnavailable (503, fail closed) named `failure`."""
+    try:
+        return await coro
+    except Exception as exc:  # psycopg.Error, but psycopg is an optional extra
+        if type(exc).__module__.split(".")[0] != "psycopg":
+            raise
+        raise SharedStateUnavailable(f"{failure}: {exc}") from exc
+
+
 class PostgresBudgets(_SharedBudgets):
     """Budgets shared by replicas through the PostgreSQL ledger database alone (no Redis): the key's row
     is locked for each check-and-hold. Revocations are read from the keys table on every request."""
@@ -286,12 +296,7 @@ class PostgresBudgets(_SharedBudgets):
         self._store = store
 
     async def _guard(self, what: str, coro: Any) -> Any:
-        try:
-            return await coro
-        except Exception as exc:  # psycopg.Error, but psycopg is an optional extra
-            if type(exc).__module__.split(".")[0] != "psycopg":
-                raise
-            raise SharedStateUnavailable(f"shared budget store (PostgreSQL) failed to {what}: {exc}") from exc
+        return await postgres_guard(f"shared budget store (PostgreSQL) failed to {what}", coro)
 
     async def load(self, ledger_spent: dict[str, float]) -> None:
         await self._guard("load spend", self._store.raise_spent(ledger_spent))
@@ -367,6 +372,9 @@ class RateLimiter:
         events.append((now, tokens))
         self._tokens[key_id] += tokens
 
+    async def close(self) -> None:
+        """Nothing to release in memory; the shared limiters close their connections."""
+
 
 # Per key: a sorted set of admissions (members "<tokens>:<unique id>", scored by admission time in ms on
 # Redis's own clock, as replicas' clocks may disagree) and a running token total beside it. Only the
@@ -426,10 +434,33 @@ class RedisRateLimiter(RateLimiter):
             verdict = await self._admit(keys=keys, args=[*args, uuid.uuid4().hex])
         except redis.RedisError as exc:
             raise SharedStateUnavailable(f"shared rate limits (Redis) failed to answer: {exc}") from exc
-        if verdict == 1:
-            raise RateLimited(f"key {key_id} is over its limit of {rpm} requests per minute")
-        if verdict == 2:
-            raise RateLimited(f"key {key_id} is over its limit of {tpm} tokens per minute")
+        raise_over_limit(verdict, key_id, rpm, tpm)
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class PostgresRateLimiter(RateLimiter):
+    """The same sliding windows kept in the PostgreSQL ledger database, for replicas sharing it without
+    Redis: one transaction per check, with the key's window row locked."""
+
+    def __init__(self, store: GatewayStore, window_s: float = RATE_WINDOW_S) -> None:
+        super().__init__(window_s)
+        self._store = store
+
+    async def check(self, key_id: str, rpm: int | None, tpm: int | None, tokens: int) -> None:
+        if rpm is None and tpm is None:
+            return
+        verdict = await postgres_guard(
+            "shared rate limits (PostgreSQL) failed to answer",
+            self._store.admit_request(key_id, rpm, tpm, max(tokens, 0), self.window_s),
+        )
+        raise_over_limit(verdict, key_id, rpm, tpm)
+
+
+def raise_over_limit(verdict: int, key_id: str, rpm: int | None, tpm: int | None) -> None:
+    """A shared limiter's verdict (0 admitted, 1 over rpm, 2 over tpm) as RateLimited."""
+    if verdict == 1:
+        raise RateLimited(f"key {key_id} is over its limit of {rpm} requests per minute")
+    if verdict == 2:
+        raise RateLimited(f"key {key_id} is over its limit of {tpm} tokens per minute")

@@ -43,6 +43,14 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS gateway_budget_holds (
         hold_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL,
         expires_at DOUBLE PRECISION NOT NULL)""",
+    # shared rate limits (PostgreSQL without Redis): each key's admissions in its sliding window, and
+    # their running count and token total (the row locked for each check-and-admit)
+    """CREATE TABLE IF NOT EXISTS gateway_rate_windows (
+        key_id TEXT PRIMARY KEY, requests BIGINT NOT NULL, tokens BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS gateway_rate_admissions (
+        key_id TEXT NOT NULL, admitted_at DOUBLE PRECISION NOT NULL, tokens BIGINT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS gateway_rate_admissions_by_key
+        ON gateway_rate_admissions (key_id, admitted_at)""",
 ]
 
 SPEND_COLUMNS = (
@@ -320,10 +328,10 @@ class GatewayStore:
             await self.flush()
         await self.flush()
 
-    # shared budgets in PostgreSQL ------------------------------------------------------------------------
-    # The key's row in gateway_budget_spent is locked (SELECT ... FOR UPDATE) for the check-and-hold, so
-    # replicas reserving against one key at once are serialised by the database. The database's clock
-    # dates the holds, so replicas' clocks never disagree about when one lapses.
+    # shared budgets and rate limits in PostgreSQL ----------------------------------------------------------
+    # The key's row in gateway_budget_spent (gateway_rate_windows) is locked (SELECT ... FOR UPDATE) for
+    # the check-and-hold (check-and-admit), so replicas acting on one key at once are serialised by the
+    # database. The database's clock dates holds and admissions, so replicas' clocks never disagree.
     _NOW = "extract(epoch from clock_timestamp())"
 
     async def reserve_hold(
@@ -377,6 +385,54 @@ class GatewayStore:
                     (key_id, cost),
                 )
                 return float(cur.fetchone()[0])
+
+        return await db.call(run)
+
+    async def admit_request(
+        self, key_id: str, rpm: int | None, tpm: int | None, tokens: int, window_s: float
+    ) -> int:
+        """Admit one request into the key's sliding window: 0 admitted, 1 over rpm, 2 over tpm (a refusal
+        is not counted). Only the admissions leaving the window are read, on the database's clock."""
+        db = self._db
+
+        def run() -> int:
+            with db._tx() as cur:
+                cur.execute(
+                    "INSERT INTO gateway_rate_windows (key_id, requests, tokens) VALUES (%s, 0, 0)"
+                    " ON CONFLICT DO NOTHING",
+                    (key_id,),
+                )
+                cur.execute(
+                    "SELECT requests, tokens FROM gateway_rate_windows WHERE key_id = %s FOR UPDATE",
+                    (key_id,),
+                )
+                requests, used = (int(v) for v in cur.fetchone())
+                cur.execute(f"SELECT {self._NOW}::double precision")
+                now = float(cur.fetchone()[0])  # a constant, so the index bounds the scan below
+                cur.execute(
+                    "DELETE FROM gateway_rate_admissions"
+                    " WHERE key_id = %s AND admitted_at < %s RETURNING tokens",
+                    (key_id, now - window_s),
+                )
+                leaving = [int(row[0]) for row in cur.fetchall()]
+                requests, used = requests - len(leaving), used - sum(leaving)
+                verdict = 0
+                if rpm is not None and requests >= rpm:
+                    verdict = 1
+                elif tpm is not None and used + tokens > tpm:
+                    verdict = 2
+                else:
+                    cur.execute(
+                        "INSERT INTO gateway_rate_admissions (key_id, admitted_at, tokens)"
+                        " VALUES (%s, %s, %s)",
+                        (key_id, now, tokens),
+                    )
+                    requests, used = requests + 1, used + tokens
+                cur.execute(
+                    "UPDATE gateway_rate_windows SET requests = %s, tokens = %s WHERE key_id = %s",
+                    (requests, used, key_id),
+                )
+                return verdict
 
         return await db.call(run)
 
